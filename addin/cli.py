@@ -1,0 +1,225 @@
+"""The `relationship` command line: a thin edge over the relationships package.
+
+Each command parses its options, makes one library call and turns the library's
+exceptions into `Error: ...` on stderr with a non-zero exit (2 for bad usage).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from relationships import __version__
+from relationships.errors import RelationshipError
+
+app = typer.Typer(
+    name="relationship",
+    help="Tell clients from customers in your account lists, explain why, and suggest how to "
+    "turn customers into clients.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+rules_app = typer.Typer(help="Export, check and inspect rulebooks.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"Error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"relationship {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Tell clients from customers in your account lists."""
+
+
+# ------------------------------------------------------------------------------ rules
+@rules_app.command("export")
+def rules_export(
+    output: Annotated[Path, typer.Argument(help="Where to write: .xlsx (a Rules sheet) or .json.")],
+    rules: Annotated[
+        Path | None, typer.Option(help="Rulebook to export (default: built-in).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Write the active rulebook as an editable sheet.
+
+    Example: relationship rules export my-rules.xlsx
+    """
+    from relationships.rulebook import export_rulebook, load_rulebook
+
+    if output.exists() and not force:
+        raise fail(f"{output}: exists already (use --force to replace it)")
+    try:
+        export_rulebook(load_rulebook(rules), output)
+    except RelationshipError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"Wrote {output}", markup=False)
+
+
+@rules_app.command("check")
+def rules_check(
+    rulebook: Annotated[Path, typer.Argument(help="A rulebook: .toml, .json, .xlsx or .xlsm.")],
+) -> None:
+    """Validate a rulebook; exit 1 with the first problem named.
+
+    Example: relationship rules check my-rules.xlsx
+    """
+    from relationships.rulebook import load_rulebook
+
+    try:
+        rb = load_rulebook(rulebook)
+    except RelationshipError as exc:
+        raise fail(str(exc)) from None
+    out.print(
+        f"{rulebook}: OK ({len(rb.signals)} signals, {len(rb.fields)} fields, {len(rb.tips)} tips)",
+        markup=False,
+    )
+
+
+# ------------------------------------------------------------------------------ classify
+@app.command()
+def classify(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Files (.csv, .xlsx, .xlsm), folders or globs.", metavar="INPUT..."),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Output file (one input only).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Folder for the outputs.")
+    ] = None,
+    sheet: Annotated[str | None, typer.Option(help="Sheet or Excel Table to classify.")] = None,
+    header_row: Annotated[int | None, typer.Option(help="Row number of the header row.")] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="Map a header to a field: --map 'Sector=business_type' (repeatable)."
+        ),
+    ] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rulebook file (default: built-in).")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Date for tenure from 'customer since' (YYYY-MM-DD, default today)."
+        ),
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a JSON report here.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    results_only: Annotated[
+        bool,
+        typer.Option("--results-only", help="Write a separate results workbook instead of a copy."),
+    ] = False,
+) -> None:
+    """Classify every row of CSV files and workbooks; write results beside each input.
+
+    Examples:
+      relationship classify accounts.csv --out accounts.classified.csv
+      relationship classify book.xlsx --sheet Accounts --as-of 2026-01-31
+      relationship classify exports/ --out-dir classified/ --report run.json
+    """
+    from relationships.batch import classify_files
+    from relationships.engine import _as_date
+
+    mapping: dict[str, str] = {}
+    for item in map_ or []:
+        header, sep, fname = item.rpartition("=")
+        if not sep or not header.strip() or not fname.strip():
+            raise fail(f"--map {item!r}: use --map 'Header=field'", 2)
+        mapping[header.strip()] = fname.strip()
+    if output and out_dir:
+        raise fail("use --out or --out-dir, not both", 2)
+    if header_row is not None and header_row < 1:
+        raise fail(f"--header-row {header_row}: must be 1 or more", 2)
+    try:
+        as_of_date = _as_date(as_of) if as_of else None
+        if rules is not None:
+            from relationships.rulebook import load_rulebook
+
+            rulebook = load_rulebook(rules)
+        else:
+            rulebook = None
+        from addin.progress import file_progress
+
+        with file_progress(out, inputs) as progress:
+            result = classify_files(
+                inputs,
+                out=output,
+                out_dir=out_dir,
+                rules=rulebook,
+                as_of=as_of_date,
+                mapping=mapping or None,
+                sheet=sheet,
+                header_row=header_row,
+                force=force,
+                results_only=results_only,
+                progress=progress,
+            )
+    except RelationshipError as exc:
+        raise fail(str(exc), 2) from None
+    if not result.files:
+        raise fail("no input files found", 2)
+    _print_batch(result)
+    if report:
+        result.write_json(report)
+        out.print(f"Report: {report}", markup=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_batch(result) -> None:
+    table = Table(title="Classified", show_lines=False)
+    for col in ("file", "result", "rows", "clients", "customers", "problems", "output / reason"):
+        table.add_column(col, overflow="fold")
+    for f in result.files:
+        table.add_row(
+            Path(f.input).name,
+            f.verdict,
+            str(f.rows),
+            str(f.counts.get("Client", 0)),
+            str(f.counts.get("Customer", 0)),
+            str(len(f.problems)),
+            f.output if f.ok else f.reason,
+        )
+    out.print(table)
+    for f in result.files:
+        if f.ok and f.mapping:
+            pairs = ", ".join(f"{h} -> {fld}" for h, fld in f.mapping.items())
+            where = f" sheet '{f.sheet}'" if f.sheet else ""
+            out.print(f"{Path(f.input).name}{where}: {pairs}", markup=False)
+        for note in f.notes:
+            out.print(f"  note: {note}", markup=False)
+    for f in result.files:
+        if not f.ok:
+            err.print(f"Error: {f.reason}", markup=False)
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m addin.cli`
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,306 @@
+"""Canonical fields: map analysts' headers to fields and read their values.
+
+Every reader works on the distinct values of a column (``pd.factorize``), so a million rows
+with a few hundred distinct texts cost a few hundred parses. A value that cannot be read
+becomes missing (neutral) and is reported as a :class:`Problem`-row with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from relationships.errors import InputError
+from relationships.rulebook import Rulebook, fold_value, normalize_header
+
+# Error values Excel shows in cells; they arrive as text from xlwings, openpyxl and CSV.
+EXCEL_ERRORS = frozenset(
+    {
+        "#N/A",
+        "#DIV/0!",
+        "#VALUE!",
+        "#REF!",
+        "#NAME?",
+        "#NUM!",
+        "#NULL!",
+        "#SPILL!",
+        "#CALC!",
+        "#GETTING_DATA",
+        "#FIELD!",
+        "#BLOCKED!",
+        "#BUSY!",
+        "#CONNECT!",
+        "#UNKNOWN!",
+        "#EXTERNAL!",
+        "#PYTHON!",
+        "#TIMEOUT!",
+        "#N/A!",
+        "#NV",
+        "#WERT!",
+        "#BEZUG!",
+    }
+)
+EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial 1 = 1900-01-01 (Excel's 1900 date system)
+MAX_EXCEL_SERIAL = 2958465  # 9999-12-31
+_THOUSANDS = re.compile(r"^[+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_ISO_DATE = re.compile(
+    r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+)
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which input column feeds each canonical field, and which columns were left alone."""
+
+    fields: dict[str, Hashable]  # field -> column label
+    unmapped: list[Hashable]
+    duplicates: dict[Hashable, str]  # column -> field it also matched (ignored: first wins)
+
+    def describe(self) -> dict[str, str]:
+        return {str(col): f for f, col in self.fields.items()}
+
+
+def map_columns(
+    columns: Sequence[Hashable], rulebook: Rulebook, overrides: Mapping[str, str] | None = None
+) -> ColumnMapping:
+    """Map headers to fields by their synonyms; ``overrides`` maps header text -> field.
+
+    Matching ignores case, spacing, punctuation and the rulebook's ignore words. The first
+    column that matches a field wins; later ones pass through untouched.
+    """
+    words = rulebook.ignore_word_set()
+    lookup = rulebook.header_lookup()
+    known = set(rulebook.field_names())
+    forced: dict[str, str] = {}
+    for header, fname in (overrides or {}).items():
+        if fname not in known:
+            raise InputError(
+                f"--map {header}={fname}: unknown field '{fname}' "
+                f"(fields: {', '.join(rulebook.field_names())})"
+            )
+        forced[normalize_header(header, words)] = fname
+    if forced:
+        matched = {normalize_header(c, words) for c in columns}
+        for header in overrides or {}:
+            if normalize_header(header, words) not in matched:
+                raise InputError(f"--map {header}=...: no column is headed {header!r}")
+    fields: dict[str, Hashable] = {}
+    unmapped: list[Hashable] = []
+    duplicates: dict[Hashable, str] = {}
+    taken_by_force = set(forced.values())
+    for col in columns:
+        norm = normalize_header(col, words)
+        fname = forced.get(norm)
+        if fname is None:
+            fname = lookup.get(norm)
+            if fname in taken_by_force:
+                fname = None
+        if fname is None:
+            unmapped.append(col)
+        elif fname in fields:
+            duplicates[col] = fname
+            unmapped.append(col)
+        else:
+            fields[fname] = col
+    return ColumnMapping(fields, unmapped, duplicates)
+
+
+# ------------------------------------------------------------------------------ values
+def _uniques(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """codes (-1 = missing) and distinct values of a column; True/False kept apart from 1/0."""
+    values = series.to_numpy(dtype=object, na_value=None) if series.dtype == object else series
+    if series.dtype == object:
+        arr = np.asarray(values, dtype=object)
+        is_bool = np.fromiter(
+            (type(v) is bool or isinstance(v, np.bool_) for v in arr), bool, len(arr)
+        )
+        if is_bool.any():
+            arr = arr.copy()
+            arr[is_bool] = np.where(arr[is_bool].astype(bool), "TRUE", "FALSE")
+        codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def display(value: object) -> str:
+    """A value as an analyst would read it (numbers without a trailing .0)."""
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        if f.is_integer() and abs(f) < 1e15:
+            return str(int(f))
+        return f"{f:g}" if abs(f) >= 1e-4 else repr(f)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def _is_blank(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _excel_error(value: object) -> bool:
+    return isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS
+
+
+@dataclass
+class Parsed:
+    """One field read from one column: per-row values plus per-row problems (None = fine)."""
+
+    values: np.ndarray  # object (text/category), float64 (number) or object dates
+    codes: np.ndarray  # per-row index into ``uniques`` (-1 = blank); text fields only
+    uniques: np.ndarray
+    problems: np.ndarray  # object array: None or the reason text, per row
+
+
+def _per_unique(series: pd.Series, read) -> tuple[np.ndarray, np.ndarray, list, list]:
+    codes, uniques = _uniques(series)
+    out, why = [], []
+    for u in uniques:
+        if _is_blank(u):
+            out.append(None)
+            why.append(None)
+        elif _excel_error(u):
+            out.append(None)
+            why.append(f"is the Excel error {str(u).strip()}")
+        else:
+            value, reason = read(u)
+            out.append(value)
+            why.append(reason)
+    return codes, uniques, out, why
+
+
+def _broadcast(codes: np.ndarray, per_unique: list, missing: object) -> np.ndarray:
+    table = np.empty(len(per_unique) + 1, dtype=object)
+    table[:-1] = per_unique
+    table[-1] = missing
+    return table[codes]  # code -1 picks the last slot
+
+
+def parse_text(series: pd.Series) -> Parsed:
+    def read(u: object) -> tuple[str | None, str | None]:
+        text = display(u).strip()
+        return (text or None), None
+
+    codes, uniques, out, why = _per_unique(series, read)
+    values = _broadcast(codes, out, None)
+    # uniques as texts for keyword matching: None where missing/unreadable
+    return Parsed(values, codes, np.asarray(out, dtype=object), _broadcast(codes, why, None))
+
+
+def _read_number(u: object) -> tuple[float | None, str | None]:
+    if isinstance(u, bool | np.bool_) or u in ("TRUE", "FALSE"):
+        return None, "is TRUE/FALSE, not a number"
+    if isinstance(u, int | float | np.integer | np.floating):
+        f = float(u)
+    else:
+        text = str(u).strip().replace("\u00a0", "").replace(" ", "")
+        if _THOUSANDS.match(text):
+            text = text.replace(",", "")
+        try:
+            f = float(text)
+        except ValueError:
+            return None, "is not a number"
+    if not math.isfinite(f):
+        return None, "is not a finite number"
+    if f < 0:
+        return None, "is negative"
+    return f, None
+
+
+def parse_number(series: pd.Series) -> Parsed:
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~np.isfinite(values) & ~np.isnan(values) | (values < 0)
+        problems = np.full(len(values), None, dtype=object)
+        if bad.any():
+            problems[bad & (values < 0)] = "is negative"
+            problems[bad & ~(values < 0)] = "is not a finite number"
+            values = np.where(bad, np.nan, values)
+        empty = np.empty(0, dtype=object)
+        return Parsed(values, np.full(len(values), -1), empty, problems)
+    codes, uniques, out, why = _per_unique(series, _read_number)
+    table = np.array([np.nan if v is None else v for v in out] + [np.nan], dtype="float64")
+    return Parsed(table[codes], codes, uniques, _broadcast(codes, why, None))
+
+
+def parse_category(series: pd.Series, vocabulary: Mapping[str, str], field: str) -> Parsed:
+    allowed = sorted(set(vocabulary.values()))
+
+    def read(u: object) -> tuple[str | None, str | None]:
+        key = fold_value(display(u))
+        if key in vocabulary:
+            return vocabulary[key], None
+        return None, f"is not a known {field} value (use {', '.join(allowed)})"
+
+    codes, uniques, out, why = _per_unique(series, read)
+    return Parsed(_broadcast(codes, out, None), codes, uniques, _broadcast(codes, why, None))
+
+
+def _read_date(u: object) -> tuple[dt.date | None, str | None]:
+    if isinstance(u, pd.Timestamp):
+        return (None, "is not a date") if pd.isna(u) else (u.date(), None)
+    if isinstance(u, dt.datetime):
+        return u.date(), None
+    if isinstance(u, dt.date):
+        return u, None
+    if isinstance(u, np.datetime64):
+        return pd.Timestamp(u).date(), None
+    if isinstance(u, bool | np.bool_):
+        return None, "is TRUE/FALSE, not a date"
+    if isinstance(u, int | float | np.integer | np.floating):
+        serial = float(u)
+        if not math.isfinite(serial) or not 1 <= serial <= MAX_EXCEL_SERIAL:
+            return None, "is not a date (Excel date numbers run from 1 to 2958465)"
+        return EXCEL_EPOCH + dt.timedelta(days=int(serial)), None
+    text = str(u).strip()
+    m = _ISO_DATE.match(text)
+    if m:
+        try:
+            return dt.date(int(m[1]), int(m[2]), int(m[3])), None
+        except ValueError:
+            return None, "is not a valid date"
+    number, _ = _read_number(text)
+    if number is not None:
+        return _read_date(number)
+    return None, "is not a date (use a date cell or YYYY-MM-DD)"
+
+
+def parse_date(series: pd.Series) -> Parsed:
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        series = series.astype(object)
+    codes, uniques, out, why = _per_unique(series, _read_date)
+    return Parsed(_broadcast(codes, out, None), codes, uniques, _broadcast(codes, why, None))
+
+
+def whole_months(start: dt.date, end: dt.date) -> int:
+    """Complete months from start to end, like the spreadsheet DATEDIF(start, end, "m")."""
+    months = (end.year - start.year) * 12 + (end.month - start.month)
+    if end.day < start.day:
+        months -= 1
+    return months
+
+
+def months_since(dates: np.ndarray, as_of: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """relationship_months from start dates; dates after ``as_of`` become problems."""
+    codes, uniques = pd.factorize(dates, use_na_sentinel=True)
+    table = np.full(len(uniques) + 1, np.nan)
+    why = [None] * (len(uniques) + 1)
+    for i, d in enumerate(uniques):
+        if d > as_of:
+            why[i] = f"is after the as-of date {as_of.isoformat()}"
+        else:
+            table[i] = whole_months(d, as_of)
+    return table[codes], np.asarray(why, dtype=object)[codes]

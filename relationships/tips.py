@@ -1,0 +1,97 @@
+"""Conversion tips for customers and retention advice for clients.
+
+A conversion tip addresses client signals (rulebook ``tip.addresses``). For a row it is worth
+the points the weighted sum would gain if the row met those signals: the field is moved to the
+signal's value (``is``: the other values of that field stop firing; ``at_least``: the number
+rises to the threshold, so ``below`` signals at or under it stop firing; ``contains_any``: the
+keyword is added), suppressions are re-applied, and the new sum is compared with the old.
+Tips that would add nothing are left out; the rest are ranked by points, then rulebook order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from relationships.rulebook import Rulebook, Signal
+
+
+@dataclass(frozen=True)
+class CompiledTips:
+    conversion: tuple[tuple[str, np.ndarray, np.ndarray], ...]  # (title, set_true, set_false)
+    retention: tuple[tuple[str, np.ndarray], ...]  # (title, addressed mask)
+
+
+def compile_tips(rb: Rulebook) -> CompiledTips:
+    index = {s.id: i for i, s in enumerate(rb.signals)}
+    n = len(rb.signals)
+
+    def effect(signal: Signal) -> tuple[set[int], set[int]]:
+        on, off = {index[signal.id]}, set()
+        for j, other in enumerate(rb.signals):
+            if other.field != signal.field or other.id == signal.id:
+                continue
+            if signal.test == "is" and other.test == "is":
+                off.add(j)
+            elif signal.test == "at_least" and signal.threshold is not None:
+                if other.test == "below" and other.threshold is not None:
+                    if other.threshold <= signal.threshold:
+                        off.add(j)
+                elif (
+                    other.test == "at_least"
+                    and other.threshold is not None
+                    and other.threshold <= signal.threshold
+                ):
+                    on.add(j)
+        return on, off
+
+    conversion, retention = [], []
+    for tip in rb.tips:
+        mask = np.zeros(n, dtype=bool)
+        on_mask = np.zeros(n, dtype=bool)
+        off_mask = np.zeros(n, dtype=bool)
+        for sid in tip.addresses:
+            mask[index[sid]] = True
+            on, off = effect(rb.signal(sid))
+            on_mask[list(on)] = True
+            off_mask[list(off)] = True
+        off_mask &= ~on_mask
+        if tip.kind == "conversion":
+            conversion.append((tip.title, on_mask, off_mask))
+        else:
+            retention.append((tip.title, mask))
+    return CompiledTips(tuple(conversion), tuple(retention))
+
+
+def conversion_gains(
+    fired: np.ndarray, weights: np.ndarray, suppress: np.ndarray, compiled: CompiledTips
+) -> np.ndarray:
+    """Points each conversion tip would add, for each row of ``fired`` (rows x tips)."""
+    from relationships.engine import effective
+
+    base_sum = effective(fired, suppress) @ weights
+    gains = np.zeros((fired.shape[0], len(compiled.conversion)))
+    for k, (_, on, off) in enumerate(compiled.conversion):
+        changed = (fired | on) & ~off
+        gains[:, k] = effective(changed, suppress) @ weights - base_sum
+    return gains
+
+
+def format_points(points: float) -> str:
+    return f"+{int(points)}" if float(points).is_integer() else f"+{points:g}"
+
+
+def conversion_text(gains_row: np.ndarray, compiled: CompiledTips, max_tips: int) -> str:
+    order = sorted(
+        (k for k in range(len(gains_row)) if gains_row[k] > 0),
+        key=lambda k: (-gains_row[k], k),
+    )[:max_tips]
+    return "; ".join(f"{compiled.conversion[k][0]} ({format_points(gains_row[k])})" for k in order)
+
+
+def retention_text(fired_row: np.ndarray, compiled: CompiledTips, max_tips: int) -> str:
+    """Retention advice, tips that address a client signal the row lacks first."""
+    unmet = [k for k, (_, m) in enumerate(compiled.retention) if (m & ~fired_row).any()]
+    met = [k for k in range(len(compiled.retention)) if k not in unmet]
+    return "; ".join(compiled.retention[k][0] for k in (unmet + met)[:max_tips])

@@ -1,0 +1,1 @@
+"""The Excel face: xlwings user-defined functions over relationships.engine."""

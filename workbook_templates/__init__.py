@@ -1,0 +1,1 @@
+"""openpyxl builders for the planning templates; vocabularies come from the rulebook."""
