@@ -13,7 +13,7 @@ is read off the rulebook; this module only evaluates it, vectorized:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,51 +113,47 @@ def effective(fired: np.ndarray, suppress: np.ndarray) -> np.ndarray:
 class _Field:
     parsed: Parsed
     column: Hashable
-    source: pd.Series  # the raw input column (for problem reports)
-    derived_from: Hashable | None = None
+    raw: Sequence[Any]  # the cells as given (for quoting and problem reports)
+
+
+@dataclass
+class _Problems:
+    """Problems found while reading, as parallel lists (positions are 0-based rows)."""
+
+    position: list[np.ndarray]
+    column: list[str]
+    field: list[str]
+    why: list[np.ndarray]
+
+    def add(self, name: str, column: Hashable, why: np.ndarray) -> None:
+        mask = np.not_equal(why, None)
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            self.position.append(idx)
+            self.column.append(str(column))
+            self.field.append(name)
+            self.why.append(why[idx])
 
 
 def _read_fields(
-    frame: pd.DataFrame, rb: Rulebook, mapping: ColumnMapping, as_of: dt.date
-) -> tuple[dict[str, _Field], list[pd.DataFrame]]:
+    columns: Mapping[str, Sequence[Any] | pd.Series],
+    rb: Rulebook,
+    mapping: ColumnMapping,
+    as_of: dt.date,
+    small: bool,
+) -> tuple[dict[str, _Field], _Problems]:
+    """Read every mapped field; ``small`` reads cells one by one without pandas."""
     fields: dict[str, _Field] = {}
-    problem_parts: list[pd.DataFrame] = []
-
-    def add_problems(name: str, column: Hashable, source: pd.Series, why: np.ndarray) -> None:
-        mask = pd.notna(why)
-        if not mask.any():
-            return
-        idx = np.flatnonzero(mask)
-        problem_parts.append(
-            pd.DataFrame(
-                {
-                    "position": idx,
-                    "row": source.index[idx],
-                    "column": str(column),
-                    "field": name,
-                    "value": [display(v) for v in source.iloc[idx]],
-                    "why": why[idx],
-                }
-            )
-        )
-
+    problems = _Problems([], [], [], [])
     for spec in rb.fields:
         if spec.name not in mapping.fields:
             continue
         column = mapping.fields[spec.name]
-        series = frame[column]
-        if isinstance(series, pd.DataFrame):  # duplicate header labels: first column wins
-            series = series.iloc[:, 0]
-        if spec.kind == "text":
-            parsed = schema.parse_text(series)
-        elif spec.kind == "number":
-            parsed = schema.parse_number(series)
-        elif spec.kind == "category":
-            parsed = schema.parse_category(series, rb.vocabulary(spec.name), spec.name)
-        else:
-            parsed = schema.parse_date(series)
-        add_problems(spec.name, column, series, parsed.problems)
-        fields[spec.name] = _Field(parsed, column, series)
+        cells = columns[spec.name]
+        reader = _reader(rb, spec.name, spec.kind)
+        parsed = reader.cells(cells) if small else reader.column(cells)
+        problems.add(spec.name, column, parsed.problems)
+        fields[spec.name] = _Field(parsed, column, cells)
 
     since = fields.pop("customer_since", None)
     if since is not None:
@@ -167,75 +163,103 @@ def _read_fields(
         why = np.full(len(dates), None, dtype=object)
         if has_date.any():
             months[has_date], why[has_date] = schema.months_since(dates[has_date], as_of)
-        add_problems("customer_since", since.column, since.source, why)
+        problems.add("customer_since", since.column, why)
         existing = fields.get("relationship_months")
         if existing is not None:
             values = existing.parsed.values
-            fill = np.isnan(values)
-            existing.parsed.values = np.where(fill, months, values)
+            existing.parsed.values = np.where(np.isnan(values), months, values)
         else:
             n = len(months)
-            fields["relationship_months"] = _Field(
-                Parsed(months, np.full(n, -1), np.empty(0, dtype=object), why),
-                since.column,
-                since.source,
-                derived_from=since.column,
-            )
-    return fields, problem_parts
+            parsed = Parsed(months, np.full(n, -1), np.empty(0, dtype=object), why)
+            fields["relationship_months"] = _Field(parsed, since.column, since.raw)
+    return fields, problems
+
+
+def _reader(rb: Rulebook, name: str, kind: str) -> schema.FieldReader:
+    readers = rb._index.setdefault("readers", {})
+    reader = readers.get(name)
+    if reader is None:
+        reader = readers[name] = schema.FieldReader(kind, name, rb.vocabulary(name))
+    return reader
 
 
 # ------------------------------------------------------------------------------ signals
+def first_keyword(text: str | None, keywords: Sequence[str]) -> str | None:
+    """The first keyword found in the text padded with a space each side (case-insensitive)."""
+    if text is None:
+        return None
+    hay = f" {text.lower()} "
+    return next((k for k in keywords if k in hay), None)
+
+
+def _test(
+    parsed: Parsed, test: str, keywords: Sequence[str], value: str | None, threshold: float | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows where one test fires, and (contains_any) the keyword matched per distinct text."""
+    if test == "contains_any":
+        found = np.empty(len(parsed.uniques) + 1, dtype=object)
+        found[:-1] = [first_keyword(t, keywords) for t in parsed.uniques]
+        found[-1] = None
+        return np.not_equal(found, None)[parsed.codes], found
+    if test == "is":
+        return np.asarray(parsed.values == value, dtype=bool), None
+    if test == "at_least":
+        return parsed.values >= threshold, None
+    return parsed.values < threshold, None
+
+
 def _fire(
     fields: Mapping[str, _Field], compiled: _Compiled, n: int
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """The fired matrix, and for contains_any signals the matched keyword per distinct text."""
+    """The fired matrix (rows x signals) and the matched keywords of contains_any signals."""
     fired = np.zeros((n, len(compiled.signals)), dtype=bool)
     matches: dict[int, np.ndarray] = {}
     for j, s in enumerate(compiled.signals):
         f = fields.get(s.field)
         if f is None:
             continue
-        p = f.parsed
-        if s.test == "contains_any":
-            kws = compiled.keywords[j]
-            found = np.empty(len(p.uniques) + 1, dtype=object)
-            for u, text in enumerate(p.uniques):
-                hit = None
-                if text is not None:
-                    hay = f" {text.lower()} "
-                    hit = next((k for k in kws if k in hay), None)
-                found[u] = hit
-            found[-1] = None
+        fired[:, j], found = _test(f.parsed, s.test, compiled.keywords[j], s.value, s.threshold)
+        if found is not None:
             matches[j] = found
-            fired[:, j] = pd.notna(found)[p.codes]
-        elif s.test == "is":
-            fired[:, j] = p.values == s.value
-        elif s.test == "at_least":
-            fired[:, j] = p.values >= s.threshold
-        elif s.test == "below":
-            fired[:, j] = p.values < s.threshold
     return fired, matches
 
 
+def _buyer_types(fields: Mapping[str, _Field], rb: Rulebook, n: int) -> np.ndarray:
+    """The buyer type of the first buyer rule that fires, else Unknown."""
+    out = np.full(n, UNKNOWN_BUYER, dtype=object)
+    for rule in reversed(rb.buyer_rules):
+        f = fields.get(rule.field)
+        if f is None:
+            continue
+        mask, _ = _test(f.parsed, rule.test, rule.keywords, rule.value, rule.threshold)
+        out[mask] = rule.buyer_type
+    return out
+
+
 def _group(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Group rows by several small non-negative int columns: (group id per row, first row)."""
-    n = len(columns[0]) if columns else 0
-    key = np.zeros(n, dtype=np.int64)
-    radix = 1
-    fits = True
-    for col in columns:
-        span = int(col.max()) + 1 if n else 1
-        if radix * span >= 2**62:
-            fits = False
-            break
-        key += col.astype(np.int64) * radix
-        radix *= span
-    if fits:
-        ids, uniques = pd.factorize(key)
+    """Group rows by small non-negative int columns: (group id per row, first row per group)."""
+    n = len(columns[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if n <= 64:  # a handful of rows: a dict beats pandas' set-up cost
+        seen: dict[tuple, int] = {}
+        ids = np.empty(n, dtype=np.int64)
+        for i, key in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
+            ids[i] = seen.setdefault(key, len(seen))
     else:
-        frame = pd.DataFrame({i: c for i, c in enumerate(columns)})
-        ids = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
-    first = np.full(ids.max() + 1 if n else 0, -1, dtype=np.int64)
+        key = np.zeros(n, dtype=np.int64)
+        radix = 1
+        for col in columns:
+            span = int(col.max()) + 1
+            if radix * span >= 2**62:
+                frame = pd.DataFrame(dict(enumerate(columns)))
+                ids = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+                break
+            key += col.astype(np.int64) * radix
+            radix *= span
+        else:
+            ids, _ = pd.factorize(key)
+    first = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
     first[ids[::-1]] = np.arange(n - 1, -1, -1)
     return ids, first
 
@@ -249,7 +273,100 @@ def _bits(matrix: np.ndarray) -> list[np.ndarray]:
     return cols or [np.zeros(matrix.shape[0], dtype=np.int64)]
 
 
+# ------------------------------------------------------------------------------ patterns
+@dataclass(frozen=True)
+class _Verdict:
+    """Everything that depends only on which signals fired."""
+
+    score: float
+    client: bool
+    confidence: float
+    tips: str
+    reasons: tuple[tuple[int, ...], tuple[int, ...], str]  # (for, against, lead-in)
+
+
+_CACHE_LIMIT = 100_000
+
+
+def _verdicts(
+    patterns: np.ndarray, rb: Rulebook, compiled: _Compiled, limit: int
+) -> list[_Verdict]:
+    """One verdict per fired pattern; cached per rulebook, so fill-downs cost a look-up."""
+    cache: dict[tuple[bytes, int], _Verdict] = rb._index.setdefault("verdicts", {})
+    keys = [(row.tobytes(), limit) for row in patterns]
+    missing = [i for i, k in enumerate(keys) if k not in cache]
+    if missing:
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        todo = patterns[missing]
+        settings = rb.settings
+        eff = effective(todo, compiled.suppress)
+        raw = settings.base + eff @ compiled.weights
+        score = np.clip(raw, settings.min_score, settings.max_score)
+        client = score >= settings.threshold
+        evidence_fields = np.array(
+            [len(set(compiled.signal_field_index[row].tolist())) for row in todo], dtype=float
+        )
+        evidence = np.minimum(1.0, evidence_fields / settings.confidence_full_evidence)
+        margin = np.minimum(
+            1.0, np.abs(score - settings.threshold) / settings.confidence_full_margin
+        )
+        confidence = np.round(0.5 * evidence + 0.5 * margin, 2)
+        gains = conversion_gains(todo, compiled.weights, compiled.suppress, compiled.tips)
+        for k, i in enumerate(missing):
+            if limit == 0:
+                tips = ""
+            elif client[k]:
+                tips = retention_text(todo[k], compiled.tips, limit)
+            else:
+                tips = conversion_text(gains[k], compiled.tips, limit)
+            cache[keys[i]] = _Verdict(
+                float(score[k]),
+                bool(client[k]),
+                float(confidence[k]),
+                tips,
+                _choose_reasons(eff[k], bool(client[k]), compiled, settings.max_reasons),
+            )
+    return [cache[k] for k in keys]
+
+
+def _choose_reasons(
+    eff_row: np.ndarray, client: bool, compiled: _Compiled, limit: int
+) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """(signals for the verdict, signals against it, a lead-in text) for one pattern."""
+    w = compiled.weights
+    on = np.flatnonzero(eff_row).tolist()
+    pro = sorted(
+        (j for j in on if w[j] != 0 and (w[j] > 0) == client), key=lambda j: (-abs(w[j]), j)
+    )
+    con = sorted(
+        (j for j in on if w[j] != 0 and (w[j] > 0) != client), key=lambda j: (-abs(w[j]), j)
+    )
+    if pro:
+        return tuple(pro[:limit]), tuple(con[:1]), ""
+    if client:
+        lead = "no customer evidence"
+    elif con:
+        lead = "not enough client evidence"
+    else:
+        lead = "no client evidence in this row"
+    return (), tuple(con[:limit]), lead
+
+
 # ------------------------------------------------------------------------------ classify
+def _as_date(value: dt.date | str | None) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InputError(f"as-of date {value!r} is not a date (use YYYY-MM-DD)") from None
+
+
 def classify(
     frame: pd.DataFrame,
     rulebook: Rulebook | str | Mapping[str, Any] | None = None,
@@ -264,19 +381,6 @@ def classify(
     ).results
 
 
-def _as_date(value: dt.date | str | None) -> dt.date:
-    if value is None:
-        return dt.date.today()
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InputError(f"as-of date {value!r} is not a date (use YYYY-MM-DD)") from None
-
-
 def classify_detailed(
     frame: pd.DataFrame,
     rulebook: Rulebook | str | Mapping[str, Any] | None = None,
@@ -289,207 +393,382 @@ def classify_detailed(
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"classify needs a pandas DataFrame, got {type(frame).__name__}")
     rb = load_rulebook(rulebook)
-    compiled = _compile(rb)
-    settings = rb.settings
-    as_of_date = _as_date(as_of)
-    limit = settings.max_tips if max_tips is None else max(0, int(max_tips))
     col_map = schema.map_columns(list(frame.columns), rb, mapping)
-    n = len(frame)
-
-    fields, problem_parts = _read_fields(frame, rb, col_map, as_of_date)
-    fired, matches = _fire(fields, compiled, n)
-
-    # Everything but the quoted cell texts depends on the fired pattern only.
-    pattern_ids, pattern_rows = _group(_bits(fired))
-    patterns = fired[pattern_rows]
-    eff = effective(patterns, compiled.suppress)
-    raw = settings.base + eff @ compiled.weights
-    score = np.clip(raw, settings.min_score, settings.max_score)
-    is_client = score >= settings.threshold
-    fields_with_evidence = np.array(
-        [len(set(compiled.signal_field_index[row])) for row in patterns], dtype=float
-    )
-    evidence = np.minimum(1.0, fields_with_evidence / settings.confidence_full_evidence)
-    margin = np.minimum(1.0, np.abs(score - settings.threshold) / settings.confidence_full_margin)
-    confidence = np.round(0.5 * evidence + 0.5 * margin, 2)
-
-    if limit:
-        gains = conversion_gains(patterns, compiled.weights, compiled.suppress, compiled.tips)
-    tips_text = np.empty(len(patterns), dtype=object)
-    for p in range(len(patterns)):
-        if limit == 0:
-            tips_text[p] = ""
-        elif is_client[p]:
-            tips_text[p] = retention_text(patterns[p], compiled.tips, limit)
-        else:
-            tips_text[p] = conversion_text(gains[p], compiled.tips, limit)
-
-    chosen = [
-        _choose_reasons(eff[p], is_client[p], compiled, settings.max_reasons)
-        for p in range(len(patterns))
-    ]
-    reasons = _reason_texts(chosen, pattern_ids, fields, matches, compiled, score, settings)
-
-    results = pd.DataFrame(
+    columns = {}
+    for fname, col in col_map.fields.items():
+        series = frame[col]
+        if isinstance(series, pd.DataFrame):  # duplicate header labels: the first one wins
+            series = series.iloc[:, 0]
+        columns[fname] = series
+    out, problems = _evaluate(columns, len(frame), rb, col_map, as_of, max_tips, small=False)
+    results = pd.DataFrame(out, index=frame.index)
+    problem_frame = pd.DataFrame(
         {
-            "relationship_type": np.where(is_client, CLIENT, CUSTOMER)[pattern_ids],
-            "client_score": score[pattern_ids],
-            "confidence": confidence[pattern_ids],
-            "buyer_type": _buyer_types(fields, rb, compiled, n),
-            "reasons": reasons,
-            "conversion_tips": tips_text[pattern_ids],
-            "warnings": "",
+            "row": frame.index[problems["position"]] if len(frame) else [],
+            "column": problems["column"],
+            "field": problems["field"],
+            "value": problems["value"],
+            "why": problems["why"],
         },
-        index=frame.index,
+        columns=list(PROBLEM_COLUMNS),
     )
-    problems = _problems_frame(problem_parts)
-    if len(problems):
-        results["warnings"] = _warnings_column(problems, n)
-        problems = problems.drop(columns="position")
+    return Classification(results, problem_frame, col_map)
+
+
+def classify_rows(
+    headers: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+    rulebook: Rulebook | str | Mapping[str, Any] | None = None,
+    *,
+    as_of: dt.date | str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    max_tips: int | None = None,
+) -> list[tuple[Any, ...]]:
+    """Classify a few rows given as lists of cells, without pandas overhead.
+
+    Gives exactly what :func:`classify` gives on the same cells (one tuple of
+    RESULT_COLUMNS values per row); meant for Excel functions filled down a sheet.
+    Raises InputError when no header is recognized.
+    """
+    rb = load_rulebook(rulebook)
+    key = (tuple(str(h) for h in headers), tuple(sorted((mapping or {}).items())))
+    maps = rb._index.setdefault("header_maps", {})
+    col_map = maps.get(key)
+    if col_map is None:
+        col_map = schema.map_columns(list(headers), rb, mapping)
+        if len(maps) > 1000:
+            maps.clear()
+        maps[key] = col_map
+    if not set(col_map.fields) - {"account"}:
+        raise InputError(
+            "no column recognized: use headers such as Industry, Service type, Billing, "
+            "Tenure (months)"
+        )
+    positions = {str(h): i for i, h in reversed(list(enumerate(headers)))}
+    where = {fname: positions[str(col)] for fname, col in col_map.fields.items()}
+    compiled = _compile(rb)
+    limit = rb.settings.max_tips if max_tips is None else max(0, int(max_tips))
+    as_of_date = _as_date(as_of)
+    return [_classify_row(row, where, col_map, rb, compiled, limit, as_of_date) for row in rows]
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """What one cell value of one field contributes (cached: fill-downs repeat values)."""
+
+    value: Any
+    why: str | None
+    bits: int  # signal j fired <=> bit j set
+    matches: dict[int, str]  # contains_any signal -> keyword matched
+    buyer: frozenset[int]  # buyer rules that fire
+
+
+def _cell(rb: Rulebook, compiled: _Compiled, fname: str, raw: Any) -> _Cell:
+    cache: dict[tuple, _Cell] = rb._index.setdefault("cells", {})
+    try:
+        key = (fname, type(raw).__name__, raw)
+        hit = cache.get(key)
+    except TypeError:  # an unhashable cell: read it without caching
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    spec = rb.field(fname)
+    parsed = _reader(rb, fname, spec.kind).cells([raw])
+    bits, matches = 0, {}
+    for j, s in enumerate(compiled.signals):
+        if s.field == fname:
+            fired, found = _test(parsed, s.test, compiled.keywords[j], s.value, s.threshold)
+            if fired[0]:
+                bits |= 1 << j
+                if found is not None:
+                    matches[j] = found[parsed.codes[0]]
+    buyer = frozenset(
+        k
+        for k, rule in enumerate(rb.buyer_rules)
+        if rule.field == fname
+        and _test(parsed, rule.test, rule.keywords, rule.value, rule.threshold)[0][0]
+    )
+    value = parsed.values[0]
+    if isinstance(value, float):
+        value = None if np.isnan(value) else float(value)
+    cell = _Cell(value, parsed.problems[0], bits, matches, buyer)
+    if key is not None:
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = cell
+    return cell
+
+
+def _classify_row(
+    row: Sequence[Any],
+    where: Mapping[str, int],
+    col_map: ColumnMapping,
+    rb: Rulebook,
+    compiled: _Compiled,
+    limit: int,
+    as_of: dt.date,
+) -> tuple[Any, ...]:
+    """One row through the same readers, tests and verdicts as the vectorized path."""
+    raw = {f: (row[i] if i < len(row) else None) for f, i in where.items()}
+    cells = {f: _cell(rb, compiled, f, v) for f, v in raw.items() if f != "customer_since"}
+    warnings = []
+    for spec in rb.fields:
+        if spec.name in raw:
+            info = cells.get(spec.name) or _cell(rb, compiled, spec.name, raw[spec.name])
+            if info.why:
+                column = str(col_map.fields[spec.name])
+                warnings.append(_warning_text(spec.name, display(raw[spec.name]), info.why, column))
+    if "customer_since" in raw:
+        start = _cell(rb, compiled, "customer_since", raw["customer_since"]).value
+        months = cells.get("relationship_months")
+        if start is not None and start > as_of:
+            warnings.append(
+                _warning_text(
+                    "customer_since",
+                    display(raw["customer_since"]),
+                    f"is after the as-of date {as_of.isoformat()}",
+                    str(col_map.fields["customer_since"]),
+                )
+            )
+        elif start is not None and (months is None or months.value is None):
+            derived = float(schema.whole_months(start, as_of))
+            cells["relationship_months"] = _cell(rb, compiled, "relationship_months", derived)
+            raw["relationship_months"] = derived
+    bits = 0
+    for info in cells.values():
+        bits |= info.bits
+    verdicts: dict[tuple[int, int], _Verdict] = rb._index.setdefault("row_verdicts", {})
+    verdict = verdicts.get((bits, limit))
+    if verdict is None:
+        pattern = np.array([(bits >> j) & 1 for j in range(len(compiled.signals))], dtype=bool)
+        verdict = _verdicts(pattern[None, :], rb, compiled, limit)[0]
+        if len(verdicts) > _CACHE_LIMIT:
+            verdicts.clear()
+        verdicts[(bits, limit)] = verdict
+
+    def quote(j: int) -> str:
+        s = compiled.signals[j]
+        if "{" not in s.reason:
+            return s.reason
+        info = cells[s.field]
+        if s.test == "contains_any":
+            return _format_reason(s, text=info.value, match=info.matches[j])
+        number = info.value if isinstance(info.value, float) else None
+        return _format_reason(s, number=number, raw=raw[s.field])
+
+    buyer = next(
+        (
+            rule.buyer_type
+            for k, rule in enumerate(rb.buyer_rules)
+            if rule.field in cells and k in cells[rule.field].buyer
+        ),
+        UNKNOWN_BUYER,
+    )
+    return (
+        CLIENT if verdict.client else CUSTOMER,
+        int(verdict.score) if compiled.integral else verdict.score,
+        verdict.confidence,
+        buyer,
+        _compose_reasons(verdict, quote, rb),
+        verdict.tips,
+        "; ".join(warnings),
+    )
+
+
+def _evaluate(
+    columns: Mapping[str, Any],
+    n: int,
+    rb: Rulebook,
+    col_map: ColumnMapping,
+    as_of: dt.date | str | None,
+    max_tips: int | None,
+    *,
+    small: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one evaluation behind classify and classify_rows: result columns and problems."""
+    compiled = _compile(rb)
+    limit = rb.settings.max_tips if max_tips is None else max(0, int(max_tips))
+    fields, problems = _read_fields(columns, rb, col_map, _as_date(as_of), small)
+    fired, matches = _fire(fields, compiled, n)
+    if n:
+        pattern_ids, pattern_rows = _group(_bits(fired))
+        verdicts = _verdicts(fired[pattern_rows], rb, compiled, limit)
     else:
-        problems = pd.DataFrame({c: pd.Series(dtype=object) for c in PROBLEM_COLUMNS})
-    for col in ("relationship_type", "buyer_type", "reasons", "conversion_tips", "warnings"):
-        results[col] = results[col].astype(object)
-    if compiled.integral:
-        results["client_score"] = results["client_score"].astype("int64")
-    return Classification(results, problems, col_map)
+        pattern_ids, verdicts = np.zeros(0, dtype=np.int64), []
+    score = np.array([v.score for v in verdicts], dtype="float64")
+    client = np.array([v.client for v in verdicts], dtype=bool)
+    scores = score[pattern_ids]
+    out: dict[str, Any] = {
+        "relationship_type": np.where(client, CLIENT, CUSTOMER)[pattern_ids].astype(object)
+        if n
+        else np.empty(0, dtype=object),
+        "client_score": scores.astype("int64") if compiled.integral else scores,
+        "confidence": np.array([v.confidence for v in verdicts], dtype="float64")[pattern_ids],
+        "buyer_type": _buyer_types(fields, rb, n),
+        "reasons": _reason_texts(verdicts, pattern_ids, fields, matches, compiled, rb),
+        "conversion_tips": np.array([v.tips for v in verdicts] + [""], dtype=object)[pattern_ids],
+        "warnings": np.full(n, "", dtype=object),
+    }
+    report = _problem_report(problems, fields, columns, col_map)
+    if len(report["position"]):
+        texts: dict[int, list[str]] = {}
+        for pos, fname, value, why, column in zip(
+            report["position"],
+            report["field"],
+            report["value"],
+            report["why"],
+            report["column"],
+            strict=True,
+        ):
+            texts.setdefault(int(pos), []).append(_warning_text(fname, value, why, column))
+        warnings = out["warnings"]
+        for pos, items in texts.items():
+            warnings[pos] = "; ".join(items)
+    return out, report
 
 
-def _choose_reasons(
-    eff_row: np.ndarray, client: bool, compiled: _Compiled, limit: int
-) -> tuple[list[int], list[int], str]:
-    """(signals for the verdict, signals against it, a lead-in text) for one pattern."""
-    w = compiled.weights
-    on = np.flatnonzero(eff_row)
-    pro = [j for j in on if (w[j] > 0) == client and w[j] != 0]
-    con = [j for j in on if (w[j] > 0) != client and w[j] != 0]
-    pro.sort(key=lambda j: (-abs(w[j]), j))
-    con.sort(key=lambda j: (-abs(w[j]), j))
-    lead = ""
-    if not pro:
-        if client:
-            lead = "no customer evidence"
-        elif con:
-            lead = "not enough client evidence"
-        else:
-            lead = "no client evidence in this row"
-        return [], con[:limit], lead
-    return pro[:limit], con[:1], lead
+def _problem_report(
+    problems: _Problems,
+    fields: Mapping[str, _Field],
+    columns: Mapping[str, Any],
+    col_map: ColumnMapping,
+) -> dict[str, Any]:
+    """Problems as parallel columns sorted by row, with the offending values quoted."""
+    position, column, field_, value, why = [], [], [], [], []
+    for idx, col, fname, reasons in zip(
+        problems.position, problems.column, problems.field, problems.why, strict=True
+    ):
+        cells = columns.get(fname)
+        if cells is None:  # customer_since, read then folded into relationship_months
+            cells = columns["customer_since"]
+        get = cells.iloc.__getitem__ if isinstance(cells, pd.Series) else cells.__getitem__
+        position.extend(idx.tolist())
+        column.extend([col] * len(idx))
+        field_.extend([fname] * len(idx))
+        value.extend(display(get(int(i))) for i in idx)
+        why.extend(reasons.tolist())
+    order = sorted(range(len(position)), key=position.__getitem__)
+
+    def pick(xs: list) -> list:
+        return [xs[i] for i in order]
+
+    return {
+        "position": np.array(pick(position), dtype=np.int64),
+        "column": pick(column),
+        "field": pick(field_),
+        "value": pick(value),
+        "why": pick(why),
+    }
 
 
 def _reason_texts(
-    chosen: list[tuple[list[int], list[int], str]],
+    verdicts: list[_Verdict],
     pattern_ids: np.ndarray,
     fields: Mapping[str, _Field],
     matches: Mapping[int, np.ndarray],
     compiled: _Compiled,
-    score: np.ndarray,
-    settings,
+    rb: Rulebook,
 ) -> np.ndarray:
+    """Reasons per row; computed once per (pattern, quoted cell values)."""
+    n = len(pattern_ids)
+    if n == 0:
+        return np.empty(0, dtype=object)
     signals = compiled.signals
-    quoting = {j for j, s in enumerate(signals) if "{" in s.reason}
-    # Per row, the code of each quoted field's value, only where a chosen reason quotes it.
-    quoted_fields = sorted({signals[j].field for j in quoting})
-    value_codes: dict[str, np.ndarray] = {}
-    for name in quoted_fields:
-        f = fields.get(name)
-        if f is None:
-            continue
-        p = f.parsed
-        if p.values.dtype == np.float64:
-            codes, _ = pd.factorize(p.values, use_na_sentinel=True)
-        else:
-            codes = p.codes
-        value_codes[name] = codes
+    quoting = [("{" in s.reason) for s in signals]
     key_cols = [pattern_ids]
-    uses = []
-    for name, codes in value_codes.items():
-        uses_field = np.array(
+    for name, f in fields.items():
+        quotes = np.array(
             [
-                any(signals[j].field == name for j in pro + con if j in quoting)
-                for pro, con, _ in chosen
+                any(quoting[j] and signals[j].field == name for j in v.reasons[0] + v.reasons[1])
+                for v in verdicts
             ],
             dtype=bool,
         )
-        uses.append(name)
-        key_cols.append(np.where(uses_field[pattern_ids], codes + 1, 0))
+        if not quotes.any():
+            continue
+        p = f.parsed
+        codes = pd.factorize(p.values)[0] if p.values.dtype == np.float64 else p.codes
+        key_cols.append(np.where(quotes[pattern_ids], codes + 1, 0))
     ids, first = _group(key_cols)
 
     def quote(j: int, row: int) -> str:
         s = signals[j]
-        if j not in quoting:
+        if not quoting[j]:
             return s.reason
         f = fields[s.field]
-        v = f.parsed.values[row]
+        p = f.parsed
         if s.test == "contains_any":
-            value = f.parsed.uniques[f.parsed.codes[row]]
-            match = matches[j][f.parsed.codes[row]].strip()
-            return s.reason.format(value=value, match=match)
-        value = display(v) if isinstance(v, float) else display(f.source.iloc[row]).strip()
-        return s.reason.format(value=value, match="")
+            code = p.codes[row]
+            return _format_reason(s, text=p.uniques[code], match=matches[j][code])
+        v = p.values[row]
+        raw = f.raw.iloc[row] if isinstance(f.raw, pd.Series) else f.raw[row]
+        return _format_reason(s, number=v if isinstance(v, float) else None, raw=raw)
 
     texts = np.empty(len(first), dtype=object)
-    for g, row in enumerate(first):
-        pro, con, lead = chosen[pattern_ids[row]]
-        parts = [quote(j, row) for j in pro]
-        if lead:
-            text = lead
-            if con:
-                text += (
-                    f" (score {score[pattern_ids[row]]:g} < {settings.threshold:g}): "
-                    + "; ".join(quote(j, row) for j in con)
-                )
-            parts = [text]
-        elif con:
-            parts.append("despite " + quote(con[0], row))
-        texts[g] = "; ".join(parts)
+    for g, row in enumerate(first.tolist()):
+        verdict = verdicts[pattern_ids[row]]
+        texts[g] = _compose_reasons(verdict, lambda j, row=row: quote(j, row), rb)
     return texts[ids]
 
 
-def _buyer_types(fields: Mapping[str, _Field], rb: Rulebook, compiled: _Compiled, n: int):
-    out = np.full(n, UNKNOWN_BUYER, dtype=object)
-    for rule in reversed(rb.buyer_rules):
-        f = fields.get(rule.field)
-        if f is None:
-            continue
-        p = f.parsed
-        if rule.test == "contains_any":
-            kws = [k.lower() for k in rule.keywords]
-            hit = np.array(
-                [t is not None and any(k in f" {t.lower()} " for k in kws) for t in p.uniques]
-                + [False],
-                dtype=bool,
-            )
-            mask = hit[p.codes]
-        elif rule.test == "is":
-            mask = p.values == rule.value
-        elif rule.test == "at_least":
-            mask = p.values >= rule.threshold
-        else:
-            mask = p.values < rule.threshold
-        out[np.asarray(mask, dtype=bool)] = rule.buyer_type
-    return out
+def _format_reason(
+    s: Signal,
+    *,
+    text: str | None = None,
+    match: str | None = None,
+    number: float | None = None,
+    raw: Any = None,
+) -> str:
+    """A signal's reason with {value}/{match} filled from the cell that fired it."""
+    if s.test == "contains_any":
+        return s.reason.format(value=text, match=(match or "").strip())
+    if number is not None:
+        return s.reason.format(value=display(number), match="")
+    return s.reason.format(value=display(raw).strip(), match="")
 
 
-def _problems_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    if not parts:
-        return pd.DataFrame()
-    problems = pd.concat(parts, ignore_index=True)
-    return problems.sort_values("position", kind="stable").reset_index(drop=True)
+def _compose_reasons(verdict: _Verdict, quote: Any, rb: Rulebook) -> str:
+    """The reasons cell: the signals for the verdict, then 'despite' the strongest against."""
+    pro, con, lead = verdict.reasons
+    if lead:
+        if not con:
+            return lead
+        return f"{lead} (score {verdict.score:g} < {rb.settings.threshold:g}): " + "; ".join(
+            quote(j) for j in con
+        )
+    parts = [quote(j) for j in pro]
+    if con:
+        parts.append("despite " + quote(con[0]))
+    return "; ".join(parts)
 
 
-def _warnings_column(problems: pd.DataFrame, n: int) -> np.ndarray:
-    text = (
-        problems["field"].astype(str)
-        + ": '"
-        + problems["value"].astype(str)
-        + "' "
-        + problems["why"].astype(str)
-        + " (column '"
-        + problems["column"].astype(str)
-        + "')"
-    )
-    joined = text.groupby(problems["position"].to_numpy(), sort=False).agg("; ".join)
-    out = np.full(n, "", dtype=object)
-    out[joined.index.to_numpy()] = joined.to_numpy()
-    return out
+def _warning_text(fname: str, value: str, why: str, column: str) -> str:
+    return f"{fname}: '{value}' {why} (column '{column}')"
+
+
+def business_model(
+    texts: Sequence[Any], rulebook: Rulebook | str | Mapping[str, Any] | None = None
+) -> list[str]:
+    """'Client-based', 'Customer-based', 'Hybrid' (both) or 'Unknown' per business-type text.
+
+    Read off the business_type signals of the rulebook: positive weight = client-based.
+    """
+    rb = load_rulebook(rulebook)
+    compiled = _compile(rb)
+    parsed = schema.FieldReader("text", "business_type").cells(list(texts))
+    client = np.zeros(len(texts), dtype=bool)
+    customer = np.zeros(len(texts), dtype=bool)
+    for j, s in enumerate(compiled.signals):
+        if s.field == "business_type" and s.test == "contains_any":
+            fired, _ = _test(parsed, s.test, compiled.keywords[j], None, None)
+            if s.weight > 0:
+                client |= fired
+            elif s.weight < 0:
+                customer |= fired
+    labels = {
+        (True, False): "Client-based",
+        (False, True): "Customer-based",
+        (True, True): "Hybrid",
+        (False, False): "Unknown",
+    }
+    return [labels[(bool(a), bool(b))] for a, b in zip(client, customer, strict=True)]

@@ -144,7 +144,7 @@ def display(value: object) -> str:
 
 
 def _is_blank(value: object) -> bool:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
@@ -159,45 +159,15 @@ def _excel_error(value: object) -> bool:
 class Parsed:
     """One field read from one column: per-row values plus per-row problems (None = fine)."""
 
-    values: np.ndarray  # object (text/category), float64 (number) or object dates
-    codes: np.ndarray  # per-row index into ``uniques`` (-1 = blank); text fields only
-    uniques: np.ndarray
+    values: np.ndarray  # object (text/category/date) or float64 (number), per row
+    codes: np.ndarray  # per-row index into ``uniques`` (-1 = blank)
+    uniques: np.ndarray  # the value read for each distinct cell (texts for text fields)
     problems: np.ndarray  # object array: None or the reason text, per row
 
 
-def _per_unique(series: pd.Series, read) -> tuple[np.ndarray, np.ndarray, list, list]:
-    codes, uniques = _uniques(series)
-    out, why = [], []
-    for u in uniques:
-        if _is_blank(u):
-            out.append(None)
-            why.append(None)
-        elif _excel_error(u):
-            out.append(None)
-            why.append(f"is the Excel error {str(u).strip()}")
-        else:
-            value, reason = read(u)
-            out.append(value)
-            why.append(reason)
-    return codes, uniques, out, why
-
-
-def _broadcast(codes: np.ndarray, per_unique: list, missing: object) -> np.ndarray:
-    table = np.empty(len(per_unique) + 1, dtype=object)
-    table[:-1] = per_unique
-    table[-1] = missing
-    return table[codes]  # code -1 picks the last slot
-
-
-def parse_text(series: pd.Series) -> Parsed:
-    def read(u: object) -> tuple[str | None, str | None]:
-        text = display(u).strip()
-        return (text or None), None
-
-    codes, uniques, out, why = _per_unique(series, read)
-    values = _broadcast(codes, out, None)
-    # uniques as texts for keyword matching: None where missing/unreadable
-    return Parsed(values, codes, np.asarray(out, dtype=object), _broadcast(codes, why, None))
+def _read_text(u: object) -> tuple[str | None, str | None]:
+    text = display(u).strip()
+    return (text or None), None
 
 
 def _read_number(u: object) -> tuple[float | None, str | None]:
@@ -218,35 +188,6 @@ def _read_number(u: object) -> tuple[float | None, str | None]:
     if f < 0:
         return None, "is negative"
     return f, None
-
-
-def parse_number(series: pd.Series) -> Parsed:
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        values = series.to_numpy(dtype="float64", na_value=np.nan)
-        bad = ~np.isfinite(values) & ~np.isnan(values) | (values < 0)
-        problems = np.full(len(values), None, dtype=object)
-        if bad.any():
-            problems[bad & (values < 0)] = "is negative"
-            problems[bad & ~(values < 0)] = "is not a finite number"
-            values = np.where(bad, np.nan, values)
-        empty = np.empty(0, dtype=object)
-        return Parsed(values, np.full(len(values), -1), empty, problems)
-    codes, uniques, out, why = _per_unique(series, _read_number)
-    table = np.array([np.nan if v is None else v for v in out] + [np.nan], dtype="float64")
-    return Parsed(table[codes], codes, uniques, _broadcast(codes, why, None))
-
-
-def parse_category(series: pd.Series, vocabulary: Mapping[str, str], field: str) -> Parsed:
-    allowed = sorted(set(vocabulary.values()))
-
-    def read(u: object) -> tuple[str | None, str | None]:
-        key = fold_value(display(u))
-        if key in vocabulary:
-            return vocabulary[key], None
-        return None, f"is not a known {field} value (use {', '.join(allowed)})"
-
-    codes, uniques, out, why = _per_unique(series, read)
-    return Parsed(_broadcast(codes, out, None), codes, uniques, _broadcast(codes, why, None))
 
 
 def _read_date(u: object) -> tuple[dt.date | None, str | None]:
@@ -278,11 +219,80 @@ def _read_date(u: object) -> tuple[dt.date | None, str | None]:
     return None, "is not a date (use a date cell or YYYY-MM-DD)"
 
 
-def parse_date(series: pd.Series) -> Parsed:
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        series = series.astype(object)
-    codes, uniques, out, why = _per_unique(series, _read_date)
-    return Parsed(_broadcast(codes, out, None), codes, uniques, _broadcast(codes, why, None))
+class FieldReader:
+    """Reads the cells of one field; the same per-value rules serve both engine paths."""
+
+    def __init__(self, kind: str, field: str, vocabulary: Mapping[str, str] | None = None):
+        self.kind, self.field = kind, field
+        self.vocabulary = vocabulary or {}
+        allowed = ", ".join(sorted(set(self.vocabulary.values())))
+        self._unknown = f"is not a known {field} value (use {allowed})"
+        self._read = {
+            "text": _read_text,
+            "number": _read_number,
+            "category": self._read_category,
+            "date": _read_date,
+        }[kind]
+
+    def _read_category(self, u: object) -> tuple[str | None, str | None]:
+        value = self.vocabulary.get(fold_value(display(u)))
+        return (value, None) if value is not None else (None, self._unknown)
+
+    def read(self, u: object) -> tuple[object, str | None]:
+        """(value read, None) or (None, why); blanks read as (None, None)."""
+        if _is_blank(u):
+            return None, None
+        if _excel_error(u):
+            return None, f"is the Excel error {str(u).strip()}"
+        return self._read(u)
+
+    def _assemble(self, codes: np.ndarray, out: list, why: list) -> Parsed:
+        why_table = np.empty(len(why) + 1, dtype=object)
+        why_table[:-1] = why
+        why_table[-1] = None
+        if self.kind == "number":
+            table = np.array([np.nan if v is None else v for v in out] + [np.nan], dtype="float64")
+        else:
+            table = np.empty(len(out) + 1, dtype=object)
+            table[:-1] = out
+            table[-1] = None
+        uniques = np.empty(len(out), dtype=object)
+        uniques[:] = out
+        return Parsed(table[codes], codes, uniques, why_table[codes])
+
+    def column(self, series: pd.Series) -> Parsed:
+        """Read a pandas column, parsing each distinct value once."""
+        if self.kind == "number" and _plain_numeric(series):
+            return _numeric_column(series)
+        if self.kind == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
+            series = series.astype(object)
+        codes, uniques = _uniques(series)
+        read = [self.read(u) for u in uniques]
+        return self._assemble(codes, [r[0] for r in read], [r[1] for r in read])
+
+    def cells(self, values: Sequence[object]) -> Parsed:
+        """Read a few cells without pandas (the fast path for single-row calls)."""
+        read = [self.read(u) for u in values]
+        codes = np.arange(len(values))
+        return self._assemble(codes, [r[0] for r in read], [r[1] for r in read])
+
+
+def _plain_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype
+    )
+
+
+def _numeric_column(series: pd.Series) -> Parsed:
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    negative = values < 0
+    infinite = np.isinf(values)
+    problems = np.full(len(values), None, dtype=object)
+    if negative.any() or infinite.any():
+        problems[infinite] = "is not a finite number"
+        problems[negative & ~infinite] = "is negative"
+        values = np.where(negative | infinite, np.nan, values)
+    return Parsed(values, np.full(len(values), -1), np.empty(0, dtype=object), problems)
 
 
 def whole_months(start: dt.date, end: dt.date) -> int:
