@@ -28,8 +28,8 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Export, check and inspect rulebooks.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -13,6 +13,7 @@ is read off the rulebook; this module only evaluates it, vectorized:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +25,7 @@ from relationships import schema
 from relationships.errors import InputError
 from relationships.rulebook import Rulebook, Signal, load_rulebook
 from relationships.schema import ColumnMapping, Parsed, display
-from relationships.tips import (
-    CompiledTips,
-    compile_tips,
-    conversion_gains,
-    conversion_text,
-    retention_text,
-)
+from relationships.tips import CompiledTips, compile_tips, tip_texts
 
 CLIENT, CUSTOMER = "Client", "Customer"
 UNKNOWN_BUYER = "Unknown"
@@ -63,8 +58,9 @@ class _Compiled:
     suppress: np.ndarray  # signals x signals: [i, j] = signal j suppresses signal i
     keywords: tuple[tuple[str, ...], ...]
     tips: CompiledTips
-    signal_field_index: np.ndarray
     integral: bool  # whole-number weights and bounds: scores are whole numbers
+    field_onehot: np.ndarray  # signals x fields: which field each signal tests
+    reason_order: np.ndarray  # signal ids, strongest (|weight|) first, zero weights left out
 
 
 def _compile(rb: Rulebook) -> _Compiled:
@@ -85,7 +81,6 @@ def _compile(rb: Rulebook) -> _Compiled:
         suppress=suppress,
         keywords=tuple(tuple(k.lower() for k in s.keywords) for s in signals),
         tips=compile_tips(rb),
-        signal_field_index=np.array([names.index(s.field) for s in signals], dtype=int),
         integral=all(
             float(x).is_integer()
             for x in (
@@ -95,6 +90,16 @@ def _compile(rb: Rulebook) -> _Compiled:
                 *(s.weight for s in signals),
             )
         ),
+        field_onehot=np.eye(len(names), dtype=np.int64)[
+            [names.index(s.field) for s in signals]
+        ].reshape(len(signals), len(names)),
+        reason_order=np.array(
+            sorted(
+                (j for j, s in enumerate(signals) if s.weight != 0),
+                key=lambda j: (-abs(signals[j].weight), j),
+            ),
+            dtype=np.int64,
+        ),
     )
     rb._index["compiled"] = compiled
     return compiled
@@ -102,10 +107,13 @@ def _compile(rb: Rulebook) -> _Compiled:
 
 def effective(fired: np.ndarray, suppress: np.ndarray) -> np.ndarray:
     """Fired signals less those suppressed by another fired signal."""
-    if not suppress.any():
+    rows = np.flatnonzero(suppress.any(axis=1))
+    if not len(rows):
         return fired
-    suppressed = (fired.astype(np.uint8) @ suppress.T.astype(np.uint8)) > 0
-    return fired & ~suppressed
+    out = fired.copy()
+    for i in rows.tolist():
+        out[:, i] &= ~fired[:, suppress[i]].any(axis=1)
+    return out
 
 
 # ------------------------------------------------------------------------------ reading
@@ -125,14 +133,12 @@ class _Problems:
     field: list[str]
     why: list[np.ndarray]
 
-    def add(self, name: str, column: Hashable, why: np.ndarray) -> None:
-        mask = np.not_equal(why, None)
-        if mask.any():
-            idx = np.flatnonzero(mask)
+    def add(self, name: str, column: Hashable, idx: np.ndarray, why: np.ndarray) -> None:
+        if len(idx):
             self.position.append(idx)
             self.column.append(str(column))
             self.field.append(name)
-            self.why.append(why[idx])
+            self.why.append(why)
 
 
 def _read_fields(
@@ -152,7 +158,7 @@ def _read_fields(
         cells = columns[spec.name]
         reader = _reader(rb, spec.name, spec.kind)
         parsed = reader.cells(cells) if small else reader.column(cells)
-        problems.add(spec.name, column, parsed.problems)
+        problems.add(spec.name, column, *parsed.problem_rows())
         fields[spec.name] = _Field(parsed, column, cells)
 
     since = fields.pop("customer_since", None)
@@ -163,14 +169,22 @@ def _read_fields(
         why = np.full(len(dates), None, dtype=object)
         if has_date.any():
             months[has_date], why[has_date] = schema.months_since(dates[has_date], as_of)
-        problems.add("customer_since", since.column, why)
+        late = np.flatnonzero(np.not_equal(why, None))
+        problems.add("customer_since", since.column, late, why[late])
         existing = fields.get("relationship_months")
         if existing is not None:
             values = existing.parsed.values
             existing.parsed.values = np.where(np.isnan(values), months, values)
         else:
-            n = len(months)
-            parsed = Parsed(months, np.full(n, -1), np.empty(0, dtype=object), why)
+            n, empty = len(months), np.empty(0, dtype=object)
+            parsed = Parsed(
+                np.full(n, -1),
+                empty,
+                empty,
+                kind="number",
+                values=months,
+                problems=np.full(n, None, dtype=object),
+            )
             fields["relationship_months"] = _Field(parsed, since.column, since.raw)
     return fields, problems
 
@@ -192,17 +206,58 @@ def first_keyword(text: str | None, keywords: Sequence[str]) -> str | None:
     return next((k for k in keywords if k in hay), None)
 
 
+_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
+
+
+def _first_keywords(parsed: Parsed, keywords: Sequence[str]) -> list[str | None]:
+    """first_keyword for each distinct text; vectorized when there are many."""
+    texts = parsed.uniques
+    if len(texts) < schema.MANY_DISTINCT:
+        return [first_keyword(t, keywords) for t in texts]
+    hay = _haystacks(parsed)
+    found = np.full(len(texts), None, dtype=object)
+    open_ = np.ones(len(texts), dtype=bool)
+    for kw in keywords:
+        hit = open_ & hay.str.contains(kw, regex=False).fillna(False).to_numpy(dtype=bool)
+        found[hit] = kw
+        open_ &= ~hit
+    return found.tolist()
+
+
+def _haystacks(parsed: Parsed) -> pd.Series:
+    """Each text lower-cased and padded with a space each side (missing texts stay missing)."""
+    series = parsed.texts
+    if series is None:
+        series = pd.Series(parsed.uniques, dtype=object).astype(schema.FAST_STRINGS)
+    return " " + series.str.lower() + " "
+
+
 def _test(
-    parsed: Parsed, test: str, keywords: Sequence[str], value: str | None, threshold: float | None
+    parsed: Parsed,
+    test: str,
+    keywords: Sequence[str],
+    value: str | None,
+    threshold: float | None,
+    *,
+    need_match: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Rows where one test fires, and (contains_any) the keyword matched per distinct text."""
+    """Rows where one test fires, and (contains_any) the keyword matched per distinct text.
+
+    Without ``need_match`` many distinct texts are searched in one regex pass and no
+    keyword is returned.
+    """
     if test == "contains_any":
+        if not need_match and len(parsed.uniques) >= schema.MANY_DISTINCT:
+            pattern = "|".join(_REGEX_SPECIAL.sub(r"\\\1", k) for k in keywords)
+            hit = _haystacks(parsed).str.contains(pattern, regex=True)
+            table = np.append(hit.fillna(False).to_numpy(dtype=bool), False)
+            return table[parsed.codes], None
         found = np.empty(len(parsed.uniques) + 1, dtype=object)
-        found[:-1] = [first_keyword(t, keywords) for t in parsed.uniques]
+        found[:-1] = _first_keywords(parsed, keywords)
         found[-1] = None
         return np.not_equal(found, None)[parsed.codes], found
     if test == "is":
-        return np.asarray(parsed.values == value, dtype=bool), None
+        return parsed.unique_mask(lambda v: v == value), None
     if test == "at_least":
         return parsed.values >= threshold, None
     return parsed.values < threshold, None
@@ -218,7 +273,14 @@ def _fire(
         f = fields.get(s.field)
         if f is None:
             continue
-        fired[:, j], found = _test(f.parsed, s.test, compiled.keywords[j], s.value, s.threshold)
+        fired[:, j], found = _test(
+            f.parsed,
+            s.test,
+            compiled.keywords[j],
+            s.value,
+            s.threshold,
+            need_match="{match}" in s.reason,
+        )
         if found is not None:
             matches[j] = found
     return fired, matches
@@ -231,7 +293,9 @@ def _buyer_types(fields: Mapping[str, _Field], rb: Rulebook, n: int) -> np.ndarr
         f = fields.get(rule.field)
         if f is None:
             continue
-        mask, _ = _test(f.parsed, rule.test, rule.keywords, rule.value, rule.threshold)
+        mask, _ = _test(
+            f.parsed, rule.test, rule.keywords, rule.value, rule.threshold, need_match=False
+        )
         out[mask] = rule.buyer_type
     return out
 
@@ -275,82 +339,67 @@ def _bits(matrix: np.ndarray) -> list[np.ndarray]:
 
 # ------------------------------------------------------------------------------ patterns
 @dataclass(frozen=True)
-class _Verdict:
-    """Everything that depends only on which signals fired."""
+class _Verdicts:
+    """Everything that depends only on which signals fired, one entry per fired pattern."""
 
-    score: float
-    client: bool
-    confidence: float
-    tips: str
-    reasons: tuple[tuple[int, ...], tuple[int, ...], str]  # (for, against, lead-in)
+    score: np.ndarray
+    client: np.ndarray
+    confidence: np.ndarray
+    tips: np.ndarray  # object: the tips cell
+    pro: np.ndarray  # patterns x max_reasons: signals for the verdict, strongest first; -1 pad
+    con: np.ndarray  # patterns x max_reasons: signals against it; -1 pad
+    lead: np.ndarray  # object: "" or the lead-in when no signal supports the verdict
+
+    def take(self, i: int) -> _Verdicts:
+        return _Verdicts(*(getattr(self, f)[i : i + 1] for f in self.__dataclass_fields__))
 
 
 _CACHE_LIMIT = 100_000
+LEAD_NO_CUSTOMER = "no customer evidence"
+LEAD_NOT_ENOUGH = "not enough client evidence"
+LEAD_NONE = "no client evidence in this row"
 
 
-def _verdicts(
-    patterns: np.ndarray, rb: Rulebook, compiled: _Compiled, limit: int
-) -> list[_Verdict]:
-    """One verdict per fired pattern; cached per rulebook, so fill-downs cost a look-up."""
-    cache: dict[tuple[bytes, int], _Verdict] = rb._index.setdefault("verdicts", {})
-    keys = [(row.tobytes(), limit) for row in patterns]
-    missing = [i for i, k in enumerate(keys) if k not in cache]
-    if missing:
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        todo = patterns[missing]
-        settings = rb.settings
-        eff = effective(todo, compiled.suppress)
-        raw = settings.base + eff @ compiled.weights
-        score = np.clip(raw, settings.min_score, settings.max_score)
-        client = score >= settings.threshold
-        evidence_fields = np.array(
-            [len(set(compiled.signal_field_index[row].tolist())) for row in todo], dtype=float
-        )
-        evidence = np.minimum(1.0, evidence_fields / settings.confidence_full_evidence)
-        margin = np.minimum(
-            1.0, np.abs(score - settings.threshold) / settings.confidence_full_margin
-        )
-        confidence = np.round(0.5 * evidence + 0.5 * margin, 2)
-        gains = conversion_gains(todo, compiled.weights, compiled.suppress, compiled.tips)
-        for k, i in enumerate(missing):
-            if limit == 0:
-                tips = ""
-            elif client[k]:
-                tips = retention_text(todo[k], compiled.tips, limit)
-            else:
-                tips = conversion_text(gains[k], compiled.tips, limit)
-            cache[keys[i]] = _Verdict(
-                float(score[k]),
-                bool(client[k]),
-                float(confidence[k]),
-                tips,
-                _choose_reasons(eff[k], bool(client[k]), compiled, settings.max_reasons),
-            )
-    return [cache[k] for k in keys]
+def _verdicts(patterns: np.ndarray, rb: Rulebook, compiled: _Compiled, limit: int) -> _Verdicts:
+    """Score, type, confidence, tips and chosen reasons for each fired pattern (vectorized)."""
+    settings = rb.settings
+    eff = effective(patterns, compiled.suppress)
+    raw = settings.base + eff @ compiled.weights
+    score = np.clip(raw, settings.min_score, settings.max_score)
+    client = score >= settings.threshold
+    evidence_fields = ((patterns.astype(np.int64) @ compiled.field_onehot) > 0).sum(axis=1)
+    evidence = np.minimum(1.0, evidence_fields / settings.confidence_full_evidence)
+    margin = np.minimum(1.0, np.abs(score - settings.threshold) / settings.confidence_full_margin)
+    confidence = np.round(0.5 * evidence + 0.5 * margin, 2)
+    tips = tip_texts(patterns, client, compiled.weights, compiled.suppress, compiled.tips, limit)
+
+    # Reasons: signals of the verdict's sign, strongest first (a fixed order: -|weight|, index).
+    k = settings.max_reasons
+    ranked = eff[:, compiled.reason_order]
+    positive = compiled.weights[compiled.reason_order] > 0
+    negative = compiled.weights[compiled.reason_order] < 0
+    supports = ranked & np.where(client[:, None], positive[None, :], negative[None, :])
+    opposes = ranked & np.where(client[:, None], negative[None, :], positive[None, :])
+    has_pro = supports.any(axis=1)
+    pro = _first_k(supports, k, compiled.reason_order)
+    con = _first_k(opposes, k, compiled.reason_order)
+    con[has_pro, 1:] = -1  # with support, name only the strongest signal against
+    lead = np.full(len(patterns), "", dtype=object)
+    lead[~has_pro & client] = LEAD_NO_CUSTOMER
+    lead[~has_pro & ~client & opposes.any(axis=1)] = LEAD_NOT_ENOUGH
+    lead[~has_pro & ~client & ~opposes.any(axis=1)] = LEAD_NONE
+    return _Verdicts(score, client, confidence, tips, pro, con, lead)
 
 
-def _choose_reasons(
-    eff_row: np.ndarray, client: bool, compiled: _Compiled, limit: int
-) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-    """(signals for the verdict, signals against it, a lead-in text) for one pattern."""
-    w = compiled.weights
-    on = np.flatnonzero(eff_row).tolist()
-    pro = sorted(
-        (j for j in on if w[j] != 0 and (w[j] > 0) == client), key=lambda j: (-abs(w[j]), j)
-    )
-    con = sorted(
-        (j for j in on if w[j] != 0 and (w[j] > 0) != client), key=lambda j: (-abs(w[j]), j)
-    )
-    if pro:
-        return tuple(pro[:limit]), tuple(con[:1]), ""
-    if client:
-        lead = "no customer evidence"
-    elif con:
-        lead = "not enough client evidence"
-    else:
-        lead = "no client evidence in this row"
-    return (), tuple(con[:limit]), lead
+def _first_k(mask: np.ndarray, k: int, order: np.ndarray) -> np.ndarray:
+    """Per row, the signal ids of the first k True columns of ``mask`` (-1 where fewer)."""
+    out = np.full((mask.shape[0], k), -1, dtype=np.int64)
+    rank = np.cumsum(mask, axis=1)
+    for slot in range(k):
+        hit = mask & (rank == slot + 1)
+        found = hit.any(axis=1)
+        out[found, slot] = order[hit[found].argmax(axis=1)]
+    return out
 
 
 # ------------------------------------------------------------------------------ classify
@@ -537,14 +586,14 @@ def _classify_row(
     bits = 0
     for info in cells.values():
         bits |= info.bits
-    verdicts: dict[tuple[int, int], _Verdict] = rb._index.setdefault("row_verdicts", {})
-    verdict = verdicts.get((bits, limit))
+    cache: dict[tuple[int, int], _Verdicts] = rb._index.setdefault("row_verdicts", {})
+    verdict = cache.get((bits, limit))
     if verdict is None:
         pattern = np.array([(bits >> j) & 1 for j in range(len(compiled.signals))], dtype=bool)
-        verdict = _verdicts(pattern[None, :], rb, compiled, limit)[0]
-        if len(verdicts) > _CACHE_LIMIT:
-            verdicts.clear()
-        verdicts[(bits, limit)] = verdict
+        verdict = _verdicts(pattern[None, :], rb, compiled, limit)
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        cache[(bits, limit)] = verdict
 
     def quote(j: int) -> str:
         s = compiled.signals[j]
@@ -564,13 +613,14 @@ def _classify_row(
         ),
         UNKNOWN_BUYER,
     )
+    score = float(verdict.score[0])
     return (
-        CLIENT if verdict.client else CUSTOMER,
-        int(verdict.score) if compiled.integral else verdict.score,
-        verdict.confidence,
+        CLIENT if verdict.client[0] else CUSTOMER,
+        int(score) if compiled.integral else score,
+        float(verdict.confidence[0]),
         buyer,
-        _compose_reasons(verdict, quote, rb),
-        verdict.tips,
+        _compose_reasons(verdict, 0, quote, rb),
+        verdict.tips[0],
         "; ".join(warnings),
     )
 
@@ -590,40 +640,36 @@ def _evaluate(
     limit = rb.settings.max_tips if max_tips is None else max(0, int(max_tips))
     fields, problems = _read_fields(columns, rb, col_map, _as_date(as_of), small)
     fired, matches = _fire(fields, compiled, n)
-    if n:
-        pattern_ids, pattern_rows = _group(_bits(fired))
-        verdicts = _verdicts(fired[pattern_rows], rb, compiled, limit)
-    else:
-        pattern_ids, verdicts = np.zeros(0, dtype=np.int64), []
-    score = np.array([v.score for v in verdicts], dtype="float64")
-    client = np.array([v.client for v in verdicts], dtype=bool)
-    scores = score[pattern_ids]
+    pattern_ids, pattern_rows = _group(_bits(fired))
+    verdicts = _verdicts(fired[pattern_rows], rb, compiled, limit)
+    scores = verdicts.score[pattern_ids]
     out: dict[str, Any] = {
-        "relationship_type": np.where(client, CLIENT, CUSTOMER)[pattern_ids].astype(object)
-        if n
-        else np.empty(0, dtype=object),
+        "relationship_type": np.where(verdicts.client, CLIENT, CUSTOMER).astype(object)[
+            pattern_ids
+        ],
         "client_score": scores.astype("int64") if compiled.integral else scores,
-        "confidence": np.array([v.confidence for v in verdicts], dtype="float64")[pattern_ids],
+        "confidence": verdicts.confidence[pattern_ids],
         "buyer_type": _buyer_types(fields, rb, n),
         "reasons": _reason_texts(verdicts, pattern_ids, fields, matches, compiled, rb),
-        "conversion_tips": np.array([v.tips for v in verdicts] + [""], dtype=object)[pattern_ids],
+        "conversion_tips": verdicts.tips[pattern_ids],
         "warnings": np.full(n, "", dtype=object),
     }
     report = _problem_report(problems, fields, columns, col_map)
     if len(report["position"]):
-        texts: dict[int, list[str]] = {}
-        for pos, fname, value, why, column in zip(
-            report["position"],
-            report["field"],
-            report["value"],
-            report["why"],
-            report["column"],
-            strict=True,
-        ):
-            texts.setdefault(int(pos), []).append(_warning_text(fname, value, why, column))
+        texts = [
+            _warning_text(*item)
+            for item in zip(
+                report["field"], report["value"], report["why"], report["column"], strict=True
+            )
+        ]
+        positions = report["position"]
+        starts = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
+        ends = np.r_[starts[1:], len(positions)]
         warnings = out["warnings"]
-        for pos, items in texts.items():
-            warnings[pos] = "; ".join(items)
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            warnings[positions[start]] = (
+                texts[start] if end - start == 1 else "; ".join(texts[start:end])
+            )
     return out, report
 
 
@@ -641,11 +687,11 @@ def _problem_report(
         cells = columns.get(fname)
         if cells is None:  # customer_since, read then folded into relationship_months
             cells = columns["customer_since"]
-        get = cells.iloc.__getitem__ if isinstance(cells, pd.Series) else cells.__getitem__
+        picked = cells.iloc[idx] if isinstance(cells, pd.Series) else [cells[i] for i in idx]
         position.extend(idx.tolist())
         column.extend([col] * len(idx))
         field_.extend([fname] * len(idx))
-        value.extend(display(get(int(i))) for i in idx)
+        value.extend(display(v) for v in picked)
         why.extend(reasons.tolist())
     order = sorted(range(len(position)), key=position.__getitem__)
 
@@ -662,53 +708,79 @@ def _problem_report(
 
 
 def _reason_texts(
-    verdicts: list[_Verdict],
+    verdicts: _Verdicts,
     pattern_ids: np.ndarray,
     fields: Mapping[str, _Field],
     matches: Mapping[int, np.ndarray],
     compiled: _Compiled,
     rb: Rulebook,
 ) -> np.ndarray:
-    """Reasons per row; computed once per (pattern, quoted cell values)."""
+    """Reasons per row, composed once per distinct (chosen signals, quoted cell values)."""
     n = len(pattern_ids)
     if n == 0:
         return np.empty(0, dtype=object)
     signals = compiled.signals
-    quoting = [("{" in s.reason) for s in signals]
-    key_cols = [pattern_ids]
+    chosen = np.concatenate([verdicts.pro, verdicts.con], axis=1)  # -1 = empty slot
+    lead_score = np.where(verdicts.lead != "", verdicts.score, -1.0)
+    signature = _group(
+        [chosen[:, k] + 1 for k in range(chosen.shape[1])]
+        + [pd.factorize(lead_score)[0], pd.factorize(verdicts.lead)[0]]
+    )[0]
+    quoting = np.array([("{" in s.reason) for s in signals] + [False], dtype=bool)
+    names = rb.field_names()
+    field_of = np.array([names.index(s.field) for s in signals] + [-1])
+    value_codes: dict[int, np.ndarray] = {}
     for name, f in fields.items():
-        quotes = np.array(
-            [
-                any(quoting[j] and signals[j].field == name for j in v.reasons[0] + v.reasons[1])
-                for v in verdicts
-            ],
-            dtype=bool,
-        )
-        if not quotes.any():
-            continue
         p = f.parsed
-        codes = pd.factorize(p.values)[0] if p.values.dtype == np.float64 else p.codes
-        key_cols.append(np.where(quotes[pattern_ids], codes + 1, 0))
+        numeric = p.values.dtype == np.float64
+        value_codes[names.index(name)] = pd.factorize(p.values)[0] if numeric else p.codes
+    key_cols = [signature[pattern_ids]]
+    for k in range(chosen.shape[1]):
+        slot = chosen[pattern_ids, k]  # -1 picks the trailing "no signal" entries
+        quoted = quoting[slot]
+        if not quoted.any():
+            continue
+        code = np.zeros(n, dtype=np.int64)
+        for fi, codes in value_codes.items():
+            rows = quoted & (field_of[slot] == fi)
+            code[rows] = codes[rows] + 1
+        key_cols.append(code)
     ids, first = _group(key_cols)
+
+    memo: dict[tuple[int, Any], str] = {}
 
     def quote(j: int, row: int) -> str:
         s = signals[j]
         if not quoting[j]:
             return s.reason
-        f = fields[s.field]
-        p = f.parsed
+        p = fields[s.field].parsed
         if s.test == "contains_any":
-            code = p.codes[row]
-            return _format_reason(s, text=p.uniques[code], match=matches[j][code])
-        v = p.values[row]
-        raw = f.raw.iloc[row] if isinstance(f.raw, pd.Series) else f.raw[row]
-        return _format_reason(s, number=v if isinstance(v, float) else None, raw=raw)
+            key: Any = p.codes[row]
+        else:
+            v = p.values[row]
+            key = float(v) if isinstance(v, float) else ("raw", p.codes[row])
+        text = memo.get((j, key))
+        if text is None:
+            if s.test == "contains_any":
+                text = _format_reason(s, text=p.uniques[key], match=_match(matches, j, key))
+            elif isinstance(key, float):
+                text = _format_reason(s, number=key)
+            else:
+                text = _format_reason(s, raw=p.raw[key[1]])
+            memo[(j, key)] = text
+        return text
 
     texts = np.empty(len(first), dtype=object)
     for g, row in enumerate(first.tolist()):
-        verdict = verdicts[pattern_ids[row]]
-        texts[g] = _compose_reasons(verdict, lambda j, row=row: quote(j, row), rb)
+        texts[g] = _compose_reasons(
+            verdicts, int(pattern_ids[row]), lambda j, row=row: quote(j, row), rb
+        )
     return texts[ids]
+
+
+def _match(matches: Mapping[int, np.ndarray], j: int, code: int) -> str | None:
+    found = matches.get(j)
+    return None if found is None else found[code]
 
 
 def _format_reason(
@@ -727,13 +799,15 @@ def _format_reason(
     return s.reason.format(value=display(raw).strip(), match="")
 
 
-def _compose_reasons(verdict: _Verdict, quote: Any, rb: Rulebook) -> str:
+def _compose_reasons(verdicts: _Verdicts, i: int, quote: Any, rb: Rulebook) -> str:
     """The reasons cell: the signals for the verdict, then 'despite' the strongest against."""
-    pro, con, lead = verdict.reasons
+    pro = [j for j in verdicts.pro[i].tolist() if j >= 0]
+    con = [j for j in verdicts.con[i].tolist() if j >= 0]
+    lead = verdicts.lead[i]
     if lead:
         if not con:
             return lead
-        return f"{lead} (score {verdict.score:g} < {rb.settings.threshold:g}): " + "; ".join(
+        return f"{lead} (score {verdicts.score[i]:g} < {rb.settings.threshold:g}): " + "; ".join(
             quote(j) for j in con
         )
     parts = [quote(j) for j in pro]

@@ -222,6 +222,13 @@ class _Reader:
         self.origin, self.where, self.raw = origin, where, raw
         if not isinstance(raw, Mapping):
             self.fail(f"must be a table of keys, got {type(raw).__name__}")
+        section = where.split(" #")[0]
+        if isinstance(raw.get("id"), str):
+            self.where = f"{section} '{raw['id']}'"
+        elif isinstance(raw.get("name"), str) and section != "rulebook":
+            self.where = f"{section} '{raw['name']}'"
+        elif isinstance(raw.get("field"), str) and isinstance(raw.get("value"), str):
+            self.where = f"{section} '{raw['field']}={raw['value']}'"
         unknown = sorted(set(raw) - allowed)
         if unknown:
             self.fail(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")

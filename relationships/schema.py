@@ -46,6 +46,13 @@ EXCEL_ERRORS = frozenset(
         "#BEZUG!",
     }
 )
+try:  # Arrow-backed strings make vectorized text operations fast
+    import pyarrow  # noqa: F401
+
+    FAST_STRINGS: object = "string[pyarrow]"
+except ImportError:  # pragma: no cover - pyarrow is a dependency
+    FAST_STRINGS = object
+MANY_DISTINCT = 2000  # distinct values above which text work runs vectorized
 EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial 1 = 1900-01-01 (Excel's 1900 date system)
 MAX_EXCEL_SERIAL = 2958465  # 9999-12-31
 _THOUSANDS = re.compile(r"^[+]?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -155,14 +162,76 @@ def _excel_error(value: object) -> bool:
     return isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS
 
 
-@dataclass
 class Parsed:
-    """One field read from one column: per-row values plus per-row problems (None = fine)."""
+    """One field read from one column: the value read and any problem, per distinct cell.
 
-    values: np.ndarray  # object (text/category/date) or float64 (number), per row
-    codes: np.ndarray  # per-row index into ``uniques`` (-1 = blank)
-    uniques: np.ndarray  # the value read for each distinct cell (texts for text fields)
-    problems: np.ndarray  # object array: None or the reason text, per row
+    Per-row arrays (``values``, ``problems``) are built from the distinct ones on first use:
+    most tests need only the distinct values and the per-row codes.
+    """
+
+    def __init__(
+        self,
+        codes: np.ndarray,
+        uniques: np.ndarray,
+        why: np.ndarray,
+        *,
+        kind: str,
+        raw: np.ndarray | None = None,
+        values: np.ndarray | None = None,
+        problems: np.ndarray | None = None,
+    ) -> None:
+        self.codes = codes  # per-row index into the distinct values (-1 = blank)
+        self.uniques = uniques  # the value read per distinct cell (None = missing)
+        self.why = why  # the problem per distinct cell (None = fine)
+        self.kind = kind
+        self.raw = raw  # the distinct cells as given
+        self.texts: pd.Series | None = None  # uniques as Arrow strings, when read vectorized
+        self._values = values
+        self._problems = problems
+
+    def _take(self, table: list, missing: object, dtype: str) -> np.ndarray:
+        out = np.empty(len(table) + 1, dtype=dtype)
+        out[:-1] = table
+        out[-1] = missing
+        return out[self.codes]
+
+    @property
+    def values(self) -> np.ndarray:
+        """The value read per row: float64 (NaN = missing) for numbers, else objects."""
+        if self._values is None:
+            if self.kind == "number":
+                nums = [np.nan if v is None else v for v in self.uniques]
+                self._values = self._take(nums, np.nan, "float64")
+            else:
+                self._values = self._take(list(self.uniques), None, "object")
+        return self._values
+
+    @values.setter
+    def values(self, new: np.ndarray) -> None:
+        self._values = new
+
+    def unique_mask(self, test) -> np.ndarray:
+        """A per-row bool array from a test of each distinct value (missing -> False)."""
+        table = np.zeros(len(self.uniques) + 1, dtype=bool)
+        table[:-1] = [v is not None and bool(test(v)) for v in self.uniques]
+        return table[self.codes]
+
+    def problem_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row positions, reasons) of the rows whose cell could not be read."""
+        if self._problems is not None:
+            mask = np.not_equal(self._problems, None)
+            idx = np.flatnonzero(mask)
+            return idx, self._problems[idx]
+        bad = np.append(np.not_equal(self.why, None), False)
+        idx = np.flatnonzero(bad[self.codes])
+        return idx, self.why[self.codes[idx]]
+
+    @property
+    def problems(self) -> np.ndarray:
+        """The problem per row (None = fine)."""
+        if self._problems is None:
+            self._problems = self._take(list(self.why), None, "object")
+        return self._problems
 
 
 def _read_text(u: object) -> tuple[str | None, str | None]:
@@ -246,19 +315,14 @@ class FieldReader:
             return None, f"is the Excel error {str(u).strip()}"
         return self._read(u)
 
-    def _assemble(self, codes: np.ndarray, out: list, why: list) -> Parsed:
-        why_table = np.empty(len(why) + 1, dtype=object)
-        why_table[:-1] = why
-        why_table[-1] = None
-        if self.kind == "number":
-            table = np.array([np.nan if v is None else v for v in out] + [np.nan], dtype="float64")
-        else:
-            table = np.empty(len(out) + 1, dtype=object)
-            table[:-1] = out
-            table[-1] = None
+    def _assemble(self, codes: np.ndarray, out: list, why: list, raw: Sequence) -> Parsed:
         uniques = np.empty(len(out), dtype=object)
         uniques[:] = out
-        return Parsed(table[codes], codes, uniques, why_table[codes])
+        why_u = np.empty(len(why), dtype=object)
+        why_u[:] = why
+        raw_cells = np.empty(len(raw), dtype=object)
+        raw_cells[:] = list(raw)
+        return Parsed(codes, uniques, why_u, kind=self.kind, raw=raw_cells)
 
     def column(self, series: pd.Series) -> Parsed:
         """Read a pandas column, parsing each distinct value once."""
@@ -266,15 +330,46 @@ class FieldReader:
             return _numeric_column(series)
         if self.kind == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
             series = series.astype(object)
-        codes, uniques = _uniques(series)
+        if self.kind == "text" and _arrow_strings(series):
+            codes, native = pd.factorize(series, use_na_sentinel=True)
+            if len(native) > MANY_DISTINCT:
+                return self._texts(codes, pd.Series(native, dtype=series.dtype))
+            uniques = np.asarray(native, dtype=object)
+        else:
+            codes, uniques = _uniques(series)
+        if self.kind == "text" and len(uniques) > MANY_DISTINCT:
+            is_str = np.fromiter((type(u) is str for u in uniques), bool, len(uniques))
+            if is_str.all():
+                return self._texts(codes, pd.Series(uniques, dtype=object).astype(FAST_STRINGS))
         read = [self.read(u) for u in uniques]
-        return self._assemble(codes, [r[0] for r in read], [r[1] for r in read])
+        return self._assemble(codes, [r[0] for r in read], [r[1] for r in read], uniques)
+
+    def _texts(self, codes: np.ndarray, native: pd.Series) -> Parsed:
+        """Many distinct texts, read vectorized: what ``read`` does, one text at a time."""
+        texts = native.str.strip()
+        errors = texts.str.upper().isin(EXCEL_ERRORS).to_numpy(dtype=bool)
+        stripped = texts.astype(object).to_numpy(na_value=None).copy()
+        stripped[stripped == ""] = None
+        why = np.full(len(stripped), None, dtype=object)
+        why[errors] = ["is the Excel error " + t for t in stripped[errors]]
+        stripped[errors] = None
+        parsed = self._assemble(codes, stripped.tolist(), why.tolist(), native.to_numpy(object))
+        parsed.texts = texts.where(pd.Series(stripped, index=texts.index).notna())
+        return parsed
 
     def cells(self, values: Sequence[object]) -> Parsed:
         """Read a few cells without pandas (the fast path for single-row calls)."""
         read = [self.read(u) for u in values]
         codes = np.arange(len(values))
-        return self._assemble(codes, [r[0] for r in read], [r[1] for r in read])
+        return self._assemble(codes, [r[0] for r in read], [r[1] for r in read], values)
+
+
+def _arrow_strings(series: pd.Series) -> bool:
+    return (
+        FAST_STRINGS is not object
+        and pd.api.types.is_string_dtype(series.dtype)
+        and (series.dtype != object)
+    )
 
 
 def _plain_numeric(series: pd.Series) -> bool:
@@ -292,7 +387,16 @@ def _numeric_column(series: pd.Series) -> Parsed:
         problems[infinite] = "is not a finite number"
         problems[negative & ~infinite] = "is negative"
         values = np.where(negative | infinite, np.nan, values)
-    return Parsed(values, np.full(len(values), -1), np.empty(0, dtype=object), problems)
+    empty = np.empty(0, dtype=object)
+    return Parsed(
+        np.full(len(values), -1),
+        empty,
+        empty,
+        kind="number",
+        raw=empty,
+        values=values,
+        problems=problems,
+    )
 
 
 def whole_months(start: dt.date, end: dt.date) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from relationships.rulebook import Rulebook, Signal
 
@@ -82,16 +83,54 @@ def format_points(points: float) -> str:
     return f"+{int(points)}" if float(points).is_integer() else f"+{points:g}"
 
 
-def conversion_text(gains_row: np.ndarray, compiled: CompiledTips, max_tips: int) -> str:
-    order = sorted(
-        (k for k in range(len(gains_row)) if gains_row[k] > 0),
-        key=lambda k: (-gains_row[k], k),
-    )[:max_tips]
-    return "; ".join(f"{compiled.conversion[k][0]} ({format_points(gains_row[k])})" for k in order)
+def tip_texts(
+    patterns: np.ndarray,
+    client: np.ndarray,
+    weights: np.ndarray,
+    suppress: np.ndarray,
+    compiled: CompiledTips,
+    limit: int,
+) -> np.ndarray:
+    """The tips cell for each fired pattern (rows of ``patterns``).
 
+    Customers: conversion tips worth points, most points first (ties: rulebook order).
+    Clients: retention advice, tips addressing a client signal the row lacks first.
+    Texts are built once per distinct ranking, not once per pattern.
+    """
+    from relationships.engine import _group
 
-def retention_text(fired_row: np.ndarray, compiled: CompiledTips, max_tips: int) -> str:
-    """Retention advice, tips that address a client signal the row lacks first."""
-    unmet = [k for k, (_, m) in enumerate(compiled.retention) if (m & ~fired_row).any()]
-    met = [k for k in range(len(compiled.retention)) if k not in unmet]
-    return "; ".join(compiled.retention[k][0] for k in (unmet + met)[:max_tips])
+    n = patterns.shape[0]
+    out = np.full(n, "", dtype=object)
+    if limit == 0 or n == 0:
+        return out
+    if compiled.conversion:
+        gains = conversion_gains(patterns, weights, suppress, compiled)
+        order = np.argsort(-gains, axis=1, kind="stable")[:, :limit]
+        top = np.take_along_axis(gains, order, axis=1)
+        keep = top > 0
+        key = [np.where(keep[:, k], order[:, k] + 1, 0) for k in range(order.shape[1])]
+        key += [pd.factorize(np.where(keep[:, k], top[:, k], 0))[0] for k in range(top.shape[1])]
+        ids, first = _group(key)
+        texts = np.array(
+            [
+                "; ".join(
+                    f"{compiled.conversion[order[r, k]][0]} ({format_points(top[r, k])})"
+                    for k in range(order.shape[1])
+                    if keep[r, k]
+                )
+                for r in first.tolist()
+            ],
+            dtype=object,
+        )
+        out[~client] = texts[ids][~client]
+    if compiled.retention and client.any():
+        masks = np.array([m for _, m in compiled.retention])  # tips x signals
+        unmet = (masks[None, :, :] & ~patterns[client][:, None, :]).any(axis=2)
+        ids, first = _group([unmet.astype(np.int64) @ (1 << np.arange(unmet.shape[1]))])
+        texts = []
+        for r in first.tolist():
+            ranked = [k for k in range(len(masks)) if unmet[r, k]]
+            ranked += [k for k in range(len(masks)) if not unmet[r, k]]
+            texts.append("; ".join(compiled.retention[k][0] for k in ranked[:limit]))
+        out[client] = np.array(texts, dtype=object)[ids]
+    return out
