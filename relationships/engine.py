@@ -126,19 +126,21 @@ class _Field:
 
 @dataclass
 class _Problems:
-    """Problems found while reading, as parallel lists (positions are 0-based rows)."""
+    """Problems found while reading: one part per field, positions 0-based rows."""
 
-    position: list[np.ndarray]
-    column: list[str]
-    field: list[str]
-    why: list[np.ndarray]
+    parts: list[tuple[np.ndarray, str, str, np.ndarray, np.ndarray]]
 
-    def add(self, name: str, column: Hashable, idx: np.ndarray, why: np.ndarray) -> None:
+    def add(
+        self,
+        name: str,
+        column: Hashable,
+        parsed: Parsed,
+        cells: Any,
+        idx: np.ndarray,
+        why: np.ndarray,
+    ) -> None:
         if len(idx):
-            self.position.append(idx)
-            self.column.append(str(column))
-            self.field.append(name)
-            self.why.append(why)
+            self.parts.append((idx, str(column), name, parsed.shown(idx, cells), why))
 
 
 def _read_fields(
@@ -150,7 +152,7 @@ def _read_fields(
 ) -> tuple[dict[str, _Field], _Problems]:
     """Read every mapped field; ``small`` reads cells one by one without pandas."""
     fields: dict[str, _Field] = {}
-    problems = _Problems([], [], [], [])
+    problems = _Problems([])
     for spec in rb.fields:
         if spec.name not in mapping.fields:
             continue
@@ -158,7 +160,7 @@ def _read_fields(
         cells = columns[spec.name]
         reader = _reader(rb, spec.name, spec.kind)
         parsed = reader.cells(cells) if small else reader.column(cells)
-        problems.add(spec.name, column, *parsed.problem_rows())
+        problems.add(spec.name, column, parsed, cells, *parsed.problem_rows())
         fields[spec.name] = _Field(parsed, column, cells)
 
     since = fields.pop("customer_since", None)
@@ -170,7 +172,7 @@ def _read_fields(
         if has_date.any():
             months[has_date], why[has_date] = schema.months_since(dates[has_date], as_of)
         late = np.flatnonzero(np.not_equal(why, None))
-        problems.add("customer_since", since.column, late, why[late])
+        problems.add("customer_since", since.column, since.parsed, since.raw, late, why[late])
         existing = fields.get("relationship_months")
         if existing is not None:
             values = existing.parsed.values
@@ -450,18 +452,23 @@ def classify_detailed(
             series = series.iloc[:, 0]
         columns[fname] = series
     out, problems = _evaluate(columns, len(frame), rb, col_map, as_of, max_tips, small=False)
-    results = pd.DataFrame(out, index=frame.index)
-    problem_frame = pd.DataFrame(
-        {
-            "row": frame.index[problems["position"]] if len(frame) else [],
-            "column": problems["column"],
-            "field": problems["field"],
-            "value": problems["value"],
-            "why": problems["why"],
-        },
-        columns=list(PROBLEM_COLUMNS),
+    results = _frame(out, frame.index)
+    problem_frame = _frame(
+        {"row": frame.index[problems["position"]], **{c: problems[c] for c in PROBLEM_COLUMNS[1:]}},
+        None,
     )
     return Classification(results, problem_frame, col_map)
+
+
+def _frame(columns: Mapping[str, Any], index: pd.Index | None) -> pd.DataFrame:
+    """A frame whose text columns stay object arrays (no per-cell string conversion)."""
+    data = {
+        name: pd.Series(values, index=index, dtype=object, copy=False)
+        if np.asarray(values).dtype.kind == "O"
+        else pd.Series(values, index=index)
+        for name, values in columns.items()
+    }
+    return pd.DataFrame(data, index=index)
 
 
 def classify_rows(
@@ -654,7 +661,7 @@ def _evaluate(
         "conversion_tips": verdicts.tips[pattern_ids],
         "warnings": np.full(n, "", dtype=object),
     }
-    report = _problem_report(problems, fields, columns, col_map)
+    report = _problem_report(problems)
     if len(report["position"]):
         texts = [
             _warning_text(*item)
@@ -673,37 +680,29 @@ def _evaluate(
     return out, report
 
 
-def _problem_report(
-    problems: _Problems,
-    fields: Mapping[str, _Field],
-    columns: Mapping[str, Any],
-    col_map: ColumnMapping,
-) -> dict[str, Any]:
-    """Problems as parallel columns sorted by row, with the offending values quoted."""
-    position, column, field_, value, why = [], [], [], [], []
-    for idx, col, fname, reasons in zip(
-        problems.position, problems.column, problems.field, problems.why, strict=True
-    ):
-        cells = columns.get(fname)
-        if cells is None:  # customer_since, read then folded into relationship_months
-            cells = columns["customer_since"]
-        picked = cells.iloc[idx] if isinstance(cells, pd.Series) else [cells[i] for i in idx]
-        position.extend(idx.tolist())
-        column.extend([col] * len(idx))
-        field_.extend([fname] * len(idx))
-        value.extend(display(v) for v in picked)
-        why.extend(reasons.tolist())
-    order = sorted(range(len(position)), key=position.__getitem__)
-
-    def pick(xs: list) -> list:
-        return [xs[i] for i in order]
-
+def _problem_report(problems: _Problems) -> dict[str, Any]:
+    """Problems as parallel columns sorted by row (fields in rulebook order within a row)."""
+    if not problems.parts:
+        empty = np.empty(0, dtype=object)
+        return {
+            "position": np.empty(0, dtype=np.int64),
+            "column": empty,
+            "field": empty,
+            "value": empty,
+            "why": empty,
+        }
+    position = np.concatenate([p[0] for p in problems.parts])
+    order = np.argsort(position, kind="stable")
     return {
-        "position": np.array(pick(position), dtype=np.int64),
-        "column": pick(column),
-        "field": pick(field_),
-        "value": pick(value),
-        "why": pick(why),
+        "position": position[order],
+        "column": np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in problems.parts])[
+            order
+        ],
+        "field": np.concatenate([np.full(len(p[0]), p[2], dtype=object) for p in problems.parts])[
+            order
+        ],
+        "value": np.concatenate([p[3] for p in problems.parts])[order],
+        "why": np.concatenate([np.asarray(p[4], dtype=object) for p in problems.parts])[order],
     }
 
 

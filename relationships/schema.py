@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -225,6 +226,17 @@ class Parsed:
         bad = np.append(np.not_equal(self.why, None), False)
         idx = np.flatnonzero(bad[self.codes])
         return idx, self.why[self.codes[idx]]
+
+    def shown(self, idx: np.ndarray, cells: Any) -> np.ndarray:
+        """The cells at row positions ``idx`` as an analyst reads them (for problem reports)."""
+        codes = self.codes[idx]
+        if self.raw is not None and len(self.raw) and (codes >= 0).all():
+            table = np.empty(len(self.raw), dtype=object)
+            for c in np.unique(codes).tolist():
+                table[c] = display(self.raw[c])
+            return table[codes]
+        picked = cells.iloc[idx] if isinstance(cells, pd.Series) else [cells[i] for i in idx]
+        return np.array([display(v) for v in picked], dtype=object)
 
     @property
     def problems(self) -> np.ndarray:
