@@ -147,6 +147,7 @@ def atomic_write(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
         mode = "w" if text else "wb"
         kwargs = {"encoding": encoding, "newline": ""} if text else {}
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -155,6 +156,12 @@ def atomic_write(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def safe_text(value: Any) -> Any:
