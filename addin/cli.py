@@ -16,6 +16,7 @@ from rich.table import Table
 
 from relationships import __version__
 from relationships.errors import RelationshipError
+from workbook_templates.templates_cli import register as register_templates
 
 app = typer.Typer(
     name="relationship",
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Export, check and inspect rulebooks.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+register_templates(app)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -215,6 +217,65 @@ def _print_batch(result) -> None:
     for f in result.files:
         if not f.ok:
             err.print(f"Error: {f.reason}", markup=False)
+
+
+# ------------------------------------------------------------------------------ demo
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder the demo writes to.")] = Path(
+        "demo-output"
+    ),
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Date for tenure from 'customer since' (YYYY-MM-DD, default today)."
+        ),
+    ] = None,
+) -> None:
+    """Run the main job on the bundled sample workbook of 500 accounts.
+
+    Classifies the sample with the batch tool, builds the planning templates, writes
+    everything to --out-dir (its files are replaced on each run) and prints a summary.
+
+    Example: relationship demo --out-dir demo-output
+    """
+    from addin.demo import run_demo, top_candidates
+    from relationships.engine import _as_date
+
+    try:
+        with out.status("Classifying the sample accounts and building the templates..."):
+            result = run_demo(out_dir, as_of=_as_date(as_of) if as_of else None)
+    except (RelationshipError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    rep = result.report
+    out.print(f"Sample: {result.sample}", markup=False)
+    out.print(f"Classified {rep.rows} accounts (sheet '{rep.sheet}').", markup=False)
+    counts = Table(title="Relationships")
+    for col in ("type", "accounts", "", "buyer type", "accounts "):
+        counts.add_column(col)
+    types = [("Client", rep.counts.get("Client", 0)), ("Customer", rep.counts.get("Customer", 0))]
+    buyers = [(b, rep.buyer_counts.get(b, 0)) for b in ("Business", "Consumer", "Unknown")]
+    for i in range(3):
+        t = types[i] if i < len(types) else ("", "")
+        counts.add_row(t[0], str(t[1]), "", buyers[i][0], str(buyers[i][1]))
+    out.print(counts)
+    top = Table(title="Ten best conversion candidates (customers closest to client)")
+    for col in ("row", "account", "score", "first tip"):
+        top.add_column(col, overflow="fold")
+    for row in top_candidates(result.results).itertuples(index=False):
+        top.add_row(str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+    out.print(top)
+    out.print(
+        f"Problems found: {len(rep.problems)} unreadable values (each listed on the "
+        "Problems sheet), for example:",
+        markup=False,
+    )
+    for p in rep.problems[:5]:
+        out.print(f"  {p['cell']}: {p['field']} {p['value']!r} {p['why']}", markup=False)
+    out.print("Files:", markup=False)
+    out.print(f"  classified workbook  {rep.output}", markup=False)
+    for path in result.templates:
+        out.print(f"  template             {path}", markup=False)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m addin.cli`
