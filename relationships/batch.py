@@ -306,6 +306,7 @@ def classify_file(
             raise InputError(f"{src}: not a .csv, .xlsx or .xlsm file")
         dst = Path(out) if out else default_output(src, Path(out_dir) if out_dir else None)
         check_output(src, dst, force)
+        dst.parent.mkdir(parents=True, exist_ok=True)
         report.output = str(dst)
         if suffix in CSV_SUFFIXES:
             classify_csv(
