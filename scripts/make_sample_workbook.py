@@ -285,6 +285,12 @@ def build(count: int = 500, seed: int = 2026) -> Workbook:
         for cell in row:
             if isinstance(cell.value, dt.date):
                 cell.number_format = "yyyy-mm-dd"
+    for row in ws.iter_rows(min_row=2):
+        for cell in row:
+            if isinstance(cell.value, str) and cell.value.startswith(("=", "#")):
+                # a note that looks like a formula, or "#N/A" pasted from elsewhere, is text
+                cell.data_type = "s"
+                cell.quotePrefix = True
     widths = [28, 24, 34, 22, 12, 9, 14, 12, 12, 7, 9, 11, 10, 8, 10, 24]
     for i, w in enumerate(widths):
         ws.column_dimensions[ws.cell(row=1, column=i + 1).column_letter].width = w

@@ -15,7 +15,7 @@ runner = CliRunner()
 ACCOUNTS = (
     "Account,Industry,Service type,Billing,Tenure (months),Notes\n"
     "Acme Inc,Law firm,Tax advice,Monthly retainer,36,keep\n"
-    "Jane,Retail store,Shoes,One-time purchase,abc,=HYPERLINK(\"x\")\n"
+    'Jane,Retail store,Shoes,One-time purchase,abc,=HYPERLINK("x")\n'
     "Bob,Bank,Savings account,,-12,+1\n"
 )
 
@@ -27,8 +27,12 @@ def sha(path: Path) -> str:
 def test_version_and_help() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"relationship {__version__}"
-    for args in (["--help"], ["classify", "--help"], ["rules", "export", "--help"],
-                 ["rules", "check", "--help"]):
+    for args in (
+        ["--help"],
+        ["classify", "--help"],
+        ["rules", "export", "--help"],
+        ["rules", "check", "--help"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, args
         assert "Usage" in result.output
@@ -44,13 +48,25 @@ def test_classify_csv_keeps_input_columns_then_results(tmp_path: Path) -> None:
     assert sha(src) == before
     with out.open(encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["Account", "Industry", "Service type", "Billing", "Tenure (months)",
-                       "Notes", "relationship_type", "client_score", "confidence", "buyer_type",
-                       "reasons", "conversion_tips", "warnings"]
+    assert rows[0] == [
+        "Account",
+        "Industry",
+        "Service type",
+        "Billing",
+        "Tenure (months)",
+        "Notes",
+        "relationship_type",
+        "client_score",
+        "confidence",
+        "buyer_type",
+        "reasons",
+        "conversion_tips",
+        "warnings",
+    ]
     assert [r[6] for r in rows[1:]] == ["Client", "Customer", "Customer"]
     assert rows[1][:6] == ["Acme Inc", "Law firm", "Tax advice", "Monthly retainer", "36", "keep"]
     # formula-like text is defused, numbers are not
-    assert rows[2][5] == "'=HYPERLINK(\"x\")"
+    assert rows[2][5] == '\'=HYPERLINK("x")'
     assert rows[3][4] == "-12" and rows[3][5] == "+1"
     assert "relationship_months: 'abc' is not a number" in rows[2][12]
     assert "is negative" in rows[3][12]
@@ -77,8 +93,9 @@ def test_one_bad_file_does_not_stop_the_batch(tmp_path: Path) -> None:
     (tmp_path / "good.csv").write_text(ACCOUNTS, encoding="utf-8")
     (tmp_path / "bad.csv").write_text("Colour,Size\nred,big\n", encoding="utf-8")
     report = tmp_path / "run.json"
-    result = runner.invoke(app, ["classify", str(tmp_path), "--out-dir", str(tmp_path / "o"),
-                                 "--report", str(report)])
+    result = runner.invoke(
+        app, ["classify", str(tmp_path), "--out-dir", str(tmp_path / "o"), "--report", str(report)]
+    )
     assert result.exit_code == 1
     assert "bad.csv: no column is recognized as a relationship field" in result.output
     assert (tmp_path / "o" / "good.classified.csv").is_file()
@@ -94,8 +111,9 @@ def test_map_option_and_usage_errors(tmp_path: Path) -> None:
     src = tmp_path / "a.csv"
     src.write_text("Kind\nLaw firm\n", encoding="utf-8")
     out = tmp_path / "o.csv"
-    result = runner.invoke(app, ["classify", str(src), "--out", str(out), "--map",
-                                 "Kind=business_type"])
+    result = runner.invoke(
+        app, ["classify", str(src), "--out", str(out), "--map", "Kind=business_type"]
+    )
     assert result.exit_code == 0, result.output
     assert "Client" in out.read_text(encoding="utf-8")
     assert runner.invoke(app, ["classify", str(src), "--map", "nonsense"]).exit_code == 2

@@ -31,12 +31,22 @@ def test_result_columns_index_and_order_are_kept() -> None:
 
 @pytest.mark.parametrize(
     ("header", "field"),
-    [("Tenure (months)", "relationship_months"), ("Months as customer", "relationship_months"),
-     ("Orders / year", "purchases_per_year"), ("ORDERS PER YEAR", "purchases_per_year"),
-     ("Industry", "business_type"), ("Service type", "offering"), ("Billing", "payment_model"),
-     ("Contract type", "payment_model"), ("  customer_since ", "customer_since"),
-     ("Customer since", "customer_since"), ("Needs advice?", "advice"),
-     ("# of referrals", "referrals"), ("Price / value", None), ("Notes", None)],
+    [
+        ("Tenure (months)", "relationship_months"),
+        ("Months as customer", "relationship_months"),
+        ("Orders / year", "purchases_per_year"),
+        ("ORDERS PER YEAR", "purchases_per_year"),
+        ("Industry", "business_type"),
+        ("Service type", "offering"),
+        ("Billing", "payment_model"),
+        ("Contract type", "payment_model"),
+        ("  customer_since ", "customer_since"),
+        ("Customer since", "customer_since"),
+        ("Needs advice?", "advice"),
+        ("# of referrals", "referrals"),
+        ("Price / value", None),
+        ("Notes", None),
+    ],
 )
 def test_header_synonyms(header: str, field: str | None) -> None:
     result = classify_detailed(pd.DataFrame({header: ["x"]}))
@@ -64,7 +74,12 @@ def test_hybrid_customer_based_business_buying_professional_services_is_a_client
     assert row["relationship_type"] == "Client"
     assert one(Industry="SaaS", **{"Service type": "Seats"})["relationship_type"] == "Customer"
     assert business_model(["SaaS", "Law firm", "Software consultancy", "Florist", None]) == [
-        "Customer-based", "Client-based", "Hybrid", "Unknown", "Unknown"]
+        "Customer-based",
+        "Client-based",
+        "Hybrid",
+        "Unknown",
+        "Unknown",
+    ]
 
 
 def test_consumer_is_a_buyer_type_not_a_verdict() -> None:
@@ -85,34 +100,64 @@ def test_no_in_any_usual_spelling(no) -> None:
 
 
 def test_unreadable_values_warn_name_field_and_value_and_count_as_missing() -> None:
-    row = one(Advice="perhaps", **{"Tenure (months)": "a while", "Orders / year": "#N/A",
-                                   "Contacts per month": -2})
+    row = one(
+        Advice="perhaps",
+        **{"Tenure (months)": "a while", "Orders / year": "#N/A", "Contacts per month": -2},
+    )
     assert row["client_score"] == 40
-    assert row["warnings"] == (
-        "purchases_per_year: '#N/A' is the Excel error #N/A (column 'Orders / year'); "
-        "relationship_months: 'a while' is not a number (column 'Tenure (months)'); "
-        "advice: 'perhaps' is not a known advice value (use no, yes) (column 'Advice'); "
-        "contacts_per_month: '-2' is negative (column 'Contacts per month')"
-    ) or row["warnings"].count(";") == 3
+    assert (
+        row["warnings"]
+        == (
+            "purchases_per_year: '#N/A' is the Excel error #N/A (column 'Orders / year'); "
+            "relationship_months: 'a while' is not a number (column 'Tenure (months)'); "
+            "advice: 'perhaps' is not a known advice value (use no, yes) (column 'Advice'); "
+            "contacts_per_month: '-2' is negative (column 'Contacts per month')"
+        )
+        or row["warnings"].count(";") == 3
+    )
 
 
 def test_problems_frame_lists_every_bad_cell() -> None:
-    frame = pd.DataFrame({"Advice": ["yes", "maybe", "nah"], "Tenure": [1, "x", 3]},
-                         index=[10, 11, 12])
+    frame = pd.DataFrame(
+        {"Advice": ["yes", "maybe", "nah"], "Tenure": [1, "x", 3]}, index=[10, 11, 12]
+    )
     problems = classify_detailed(frame).problems
     assert problems.to_dict("records") == [
-        {"row": 11, "column": "Tenure", "field": "relationship_months", "value": "x",
-         "why": "is not a number"},
-        {"row": 11, "column": "Advice", "field": "advice", "value": "maybe",
-         "why": "is not a known advice value (use no, yes)"},
-        {"row": 12, "column": "Advice", "field": "advice", "value": "nah",
-         "why": "is not a known advice value (use no, yes)"},
+        {
+            "row": 11,
+            "column": "Tenure",
+            "field": "relationship_months",
+            "value": "x",
+            "why": "is not a number",
+        },
+        {
+            "row": 11,
+            "column": "Advice",
+            "field": "advice",
+            "value": "maybe",
+            "why": "is not a known advice value (use no, yes)",
+        },
+        {
+            "row": 12,
+            "column": "Advice",
+            "field": "advice",
+            "value": "nah",
+            "why": "is not a known advice value (use no, yes)",
+        },
     ]
 
 
 @pytest.mark.parametrize(
-    "since", ["2023-11-22", dt.date(2023, 11, 22), dt.datetime(2023, 11, 22, 9, 30),
-              pd.Timestamp("2023-11-22"), 45252, "45252", "2023/11/22"],
+    "since",
+    [
+        "2023-11-22",
+        dt.date(2023, 11, 22),
+        dt.datetime(2023, 11, 22, 9, 30),
+        pd.Timestamp("2023-11-22"),
+        45252,
+        "45252",
+        "2023/11/22",
+    ],
 )
 def test_tenure_from_customer_since_in_any_form(since) -> None:
     row = one(**{"Customer since": since})
@@ -123,8 +168,7 @@ def test_tenure_months_win_over_customer_since_and_as_of_is_settable() -> None:
     frame = pd.DataFrame({"Tenure": [None, 5], "Customer since": ["2020-01-31", "2020-01-31"]})
     out = classify(frame, as_of="2020-03-30")
     assert "1-month" not in out["reasons"].iloc[0]
-    assert classify(frame, as_of="2021-02-01")["reasons"].iloc[0].endswith(
-        "12-month relationship")
+    assert classify(frame, as_of="2021-02-01")["reasons"].iloc[0].endswith("12-month relationship")
     later = classify(pd.DataFrame({"Customer since": ["2030-01-01"]}), as_of="2026-01-01")
     assert "is after the as-of date 2026-01-01" in later["warnings"].iloc[0]
     with pytest.raises(InputError, match="as-of date 'soon' is not a date"):
@@ -141,7 +185,9 @@ def test_conversion_tips_rank_by_points_and_clients_get_retention_advice() -> No
     assert client["conversion_tips"].startswith("Keep communication consistent and regular")
     few = classify(pd.DataFrame({"Industry": ["Bank"]}), max_tips=1)["conversion_tips"].iloc[0]
     assert few.count("(+") == 1
-    assert classify(pd.DataFrame({"Industry": ["Bank"]}), max_tips=0)["conversion_tips"].iloc[0] == ""
+    assert (
+        classify(pd.DataFrame({"Industry": ["Bank"]}), max_tips=0)["conversion_tips"].iloc[0] == ""
+    )
 
 
 def test_tip_points_are_exactly_what_the_score_would_gain() -> None:
@@ -170,16 +216,33 @@ def test_numeric_and_string_columns_agree() -> None:
 def test_many_distinct_texts_take_the_vectorized_path_with_the_same_answers() -> None:
     """Above a few thousand distinct texts keyword search runs vectorized: same results."""
     rng = np.random.default_rng(3)
-    words = ["consulting", "shoes", "Bank", "retainer", "Law firm", "a+b (c)", "Ltd", " ",
-             "#N/A", "one-time", "SaaS", "design ", "İstanbul", "tax advice", "[x]*?"]
+    words = [
+        "consulting",
+        "shoes",
+        "Bank",
+        "retainer",
+        "Law firm",
+        "a+b (c)",
+        "Ltd",
+        " ",
+        "#N/A",
+        "one-time",
+        "SaaS",
+        "design ",
+        "İstanbul",
+        "tax advice",
+        "[x]*?",
+    ]
     n = 6000
-    frame = pd.DataFrame({
-        "Account": [f"Acct {i} {words[i % len(words)]}" for i in range(n)],
-        "Industry": [f"{words[rng.integers(len(words))]} {i}" for i in range(n)],
-        "Service type": [f"{i} {words[rng.integers(len(words))]}" for i in range(n)],
-        "Billing": [words[rng.integers(len(words))] for _ in range(n)],
-        "Tenure": rng.integers(0, 100, n).astype(object),
-    })
+    frame = pd.DataFrame(
+        {
+            "Account": [f"Acct {i} {words[i % len(words)]}" for i in range(n)],
+            "Industry": [f"{words[rng.integers(len(words))]} {i}" for i in range(n)],
+            "Service type": [f"{i} {words[rng.integers(len(words))]}" for i in range(n)],
+            "Billing": [words[rng.integers(len(words))] for _ in range(n)],
+            "Tenure": rng.integers(0, 100, n).astype(object),
+        }
+    )
     frame.loc[::97, "Industry"] = None
     fast = classify(frame, as_of=AS_OF)
     rows = classify_rows(list(frame.columns), frame.astype(object).values.tolist(), as_of=AS_OF)

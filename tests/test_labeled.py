@@ -12,7 +12,9 @@ from relationships.engine import RESULT_COLUMNS, classify_rows
 from tests.conftest import AS_OF, DATA
 
 ROWS = pd.read_csv(DATA / "labeled_rows.csv", dtype=str, keep_default_na=False)
-INPUT_COLUMNS = [c for c in ROWS.columns if c not in ("expected_type", "expected_buyer_type", "seed")]
+INPUT_COLUMNS = [
+    c for c in ROWS.columns if c not in ("expected_type", "expected_buyer_type", "seed")
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,11 @@ def test_enough_rows_cover_every_seed() -> None:
     assert len(ROWS) >= 40
     cited = {s.split(":", 1)[0] for s in ROWS["seed"]}
     assert cited == {
-        "000_96f26f3ceb6dfeb7.txt", "001_372c9482e13135c0.txt", "002_fcd6a2413cbfce1d.txt",
-        "003_e4be254b6166faa6.txt", "004_3a6dd8ead22f8ab4.txt",
+        "000_96f26f3ceb6dfeb7.txt",
+        "001_372c9482e13135c0.txt",
+        "002_fcd6a2413cbfce1d.txt",
+        "003_e4be254b6166faa6.txt",
+        "004_3a6dd8ead22f8ab4.txt",
     }
     assert set(ROWS["expected_type"]) == {"Client", "Customer"}
     assert set(ROWS["expected_buyer_type"]) == {"Consumer", "Business", "Unknown"}
@@ -33,9 +38,21 @@ def test_enough_rows_cover_every_seed() -> None:
 
 @pytest.mark.parametrize(
     "business",
-    ["Law firm", "Design studio", "Insurance agency", "Accounting firm", "Real estate agency",
-     "Marketing agency", "Advertising agency", "SaaS", "Retail store", "Subscription box",
-     "Bank", "Restaurant", "Amusement park"],
+    [
+        "Law firm",
+        "Design studio",
+        "Insurance agency",
+        "Accounting firm",
+        "Real estate agency",
+        "Marketing agency",
+        "Advertising agency",
+        "SaaS",
+        "Retail store",
+        "Subscription box",
+        "Bank",
+        "Restaurant",
+        "Amusement park",
+    ],
 )
 def test_every_seed_business_type_is_covered(business: str) -> None:
     assert business in set(ROWS["Industry"])
@@ -45,7 +62,8 @@ def test_every_seed_business_type_is_covered(business: str) -> None:
 def test_labeled_row(i: int, results: pd.DataFrame) -> None:
     row, got = ROWS.iloc[i], results.iloc[i]
     assert (got["relationship_type"], got["buyer_type"]) == (
-        row["expected_type"], row["expected_buyer_type"]
+        row["expected_type"],
+        row["expected_buyer_type"],
     ), f"{row['seed']}\nreasons: {got['reasons']}"
     assert got["reasons"], "every verdict explains itself"
     if got["relationship_type"] == "Customer":

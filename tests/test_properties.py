@@ -13,11 +13,18 @@ from tests.conftest import AS_OF
 
 RB = default_rulebook()
 HEADERS = {
-    "business_type": "Industry", "offering": "Service type", "payment_model": "Billing",
-    "relationship_months": "Tenure (months)", "purchases_per_year": "Orders / year",
-    "personalization": "Personalization", "advice": "Advice",
-    "contacts_per_month": "Contacts per month", "personal_use": "Personal use",
-    "decision_days": "Days to decide", "price_focus": "Price or value", "referrals": "Referrals",
+    "business_type": "Industry",
+    "offering": "Service type",
+    "payment_model": "Billing",
+    "relationship_months": "Tenure (months)",
+    "purchases_per_year": "Orders / year",
+    "personalization": "Personalization",
+    "advice": "Advice",
+    "contacts_per_month": "Contacts per month",
+    "personal_use": "Personal use",
+    "decision_days": "Days to decide",
+    "price_focus": "Price or value",
+    "referrals": "Referrals",
 }
 WORDS = sorted({k.strip() for s in RB.signals for k in s.keywords if k.strip().isalpha()})
 VOCAB = {f: [syn for v in RB.vocabularies if v.field == f for syn in v.synonyms] for f in HEADERS}
@@ -26,8 +33,11 @@ CATEGORY = [f for f in HEADERS if RB.field(f).kind == "category"]
 TEXT = [f for f in HEADERS if RB.field(f).kind == "text"]
 
 anything = st.one_of(
-    st.none(), st.text(max_size=20), st.integers(-10**6, 10**6),
-    st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+    st.none(),
+    st.text(max_size=20),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
     st.sampled_from(["#N/A", "#DIV/0!", "", " ", "=1+1", "1,200", "2021-02-30"]),
 )
 
@@ -37,8 +47,9 @@ def realistic(field: str):
         return st.one_of(st.none(), st.integers(0, 400), st.floats(0, 400))
     if field in CATEGORY:
         return st.one_of(st.none(), st.sampled_from(VOCAB[field]))
-    return st.one_of(st.none(), st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(
-        " ".join))
+    return st.one_of(
+        st.none(), st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
+    )
 
 
 rows = st.fixed_dictionaries({HEADERS[f]: realistic(f) for f in HEADERS})
@@ -55,8 +66,9 @@ def score(row: dict) -> int:
 def test_never_raises_keeps_index_and_order_and_is_deterministic(batch, rnd) -> None:
     index = list(range(len(batch)))
     rnd.shuffle(index)
-    frame = pd.DataFrame(batch, index=pd.Index(index, dtype="int64"),
-                         columns=list(HEADERS.values()))
+    frame = pd.DataFrame(
+        batch, index=pd.Index(index, dtype="int64"), columns=list(HEADERS.values())
+    )
     first = classify(frame, as_of=AS_OF)
     assert list(first.columns) == list(RESULT_COLUMNS)
     assert first.index.equals(frame.index)
@@ -99,8 +111,7 @@ def test_adding_client_evidence_never_lowers_the_score(row, signal) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows, st.sampled_from(list(HEADERS.values())),
-       st.sampled_from(["", None, "???", "#N/A"]))
+@given(rows, st.sampled_from(list(HEADERS.values())), st.sampled_from(["", None, "???", "#N/A"]))
 def test_missing_or_unreadable_is_neutral(row, header, blank) -> None:
     without = {k: v for k, v in row.items() if k != header}
     assert score(dict(row, **{header: blank})) == score(without)

@@ -37,9 +37,20 @@ def test_default_rulebook_loads_with_every_section() -> None:
     rb = default_rulebook()
     assert len(rb.signals) >= 20 and len(rb.tips) >= 10 and len(rb.buyer_rules) >= 2
     assert {f.name for f in rb.fields} >= {
-        "account", "business_type", "offering", "payment_model", "relationship_months",
-        "customer_since", "purchases_per_year", "personalization", "advice",
-        "contacts_per_month", "personal_use", "decision_days", "price_focus", "referrals",
+        "account",
+        "business_type",
+        "offering",
+        "payment_model",
+        "relationship_months",
+        "customer_since",
+        "purchases_per_year",
+        "personalization",
+        "advice",
+        "contacts_per_month",
+        "personal_use",
+        "decision_days",
+        "price_focus",
+        "referrals",
     }
 
 
@@ -106,58 +117,100 @@ def test_edited_sheet_loads_and_changes_the_engine(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: entry(d, "signal", "id", "advice_yes").update(weight="lots"),
-         "rulebook: signal 'advice_yes': 'weight' must be a number, got 'lots'"),
-        (lambda d: entry(d, "signal", "id", "advice_yes").update(field="mood"),
-         "rulebook: signal 'advice_yes': field 'mood' is not defined"),
-        (lambda d: entry(d, "signal", "id", "advice_yes").update(test="contains_any"),
-         "rulebook: signal 'advice_yes': test must be is for a category field, "
-         "got 'contains_any'"),
-        (lambda d: entry(d, "signal", "id", "advice_yes").update(value="maybe"),
-         "rulebook: signal 'advice_yes': value 'maybe' is not in the vocabulary of field "
-         "'advice'"),
-        (lambda d: entry(d, "signal", "id", "tenure_long").update(weight=-3),
-         "rulebook: signal 'tenure_long': an at_least signal must have weight >= 0 "
-         "(more is more client-like), got -3"),
-        (lambda d: entry(d, "signal", "id", "tenure_new").update(weight=2),
-         "rulebook: signal 'tenure_new': a below signal must have weight <= 0 "
-         "(more is more client-like), got 2"),
-        (lambda d: entry(d, "signal", "id", "offering_goods").update(keywords=["shoe*"]),
-         "rulebook: signal 'offering_goods': keyword 'shoe*' holds the wildcard '*'"),
-        (lambda d: entry(d, "signal", "id", "offering_goods").update(keywords=["Shoes"]),
-         "rulebook: signal 'offering_goods': keyword 'Shoes' must be lower-case"),
-        (lambda d: entry(d, "signal", "id", "offering_goods").update(suppressed_by=["nope"]),
-         "rulebook: signal 'offering_goods': suppressed_by names unknown signal 'nope'"),
-        (lambda d: entry(d, "signal", "id", "advice_yes").update(suppressed_by=["tenure_long"]),
-         "rulebook: signal 'advice_yes': only a signal with weight <= 0 can be suppressed"),
-        (lambda d: entry(d, "signal", "id", "advice_yes").update(reason="uses {colour}"),
-         "rulebook: signal 'advice_yes': reason uses unknown placeholder {colour} "
-         "(allowed: {value}, {match})"),
-        (lambda d: entry(d, "signal", "id", "advice_yes").update(colour="red"),
-         "rulebook: signal 'advice_yes': unknown key 'colour' (allowed: field, id, keywords, "
-         "reason, source, suppressed_by, test, threshold, value, weight)"),
-        (lambda d: entry(d, "signal", "id", "advice_no").update(id="advice_yes"),
-         "rulebook: signal 'advice_yes': id is used twice"),
-        (lambda d: entry(d, "signal", "id", "advice_yes").pop("source"),
-         "rulebook: signal 'advice_yes': 'source' is missing"),
-        (lambda d: entry(d, "tip", "id", "tip_personalize").update(addresses=["advice_no"]),
-         "rulebook: tip 'tip_personalize': addresses 'advice_no', which is not a client signal "
-         "(weight > 0)"),
-        (lambda d: entry(d, "tip", "id", "tip_personalize").update(title="a; b"),
-         "rulebook: tip 'tip_personalize': title must not contain ';' or a line break "
-         "(tips are listed with '; ')"),
-        (lambda d: entry(d, "setting", "name", "threshold").update(value=150),
-         "rulebook: setting 'threshold': must lie between min_score and max_score, got 150"),
-        (lambda d: d["setting"].remove(entry(d, "setting", "name", "base")),
-         "rulebook: rulebook: setting 'base' is missing"),
-        (lambda d: entry(d, "field", "name", "referrals")["headers"].append("Industry"),
-         "rulebook: field 'referrals': header 'Industry' already belongs to field "
-         "'business_type'"),
-        (lambda d: entry(d, "vocabulary", "value", "no").update(synonyms=["yes"]),
-         "rulebook: vocabulary 'advice=no': synonym 'yes' already means 'yes'"),
-        (lambda d: entry(d, "buyer_rule", "id", "buyer_personal_use").update(buyer_type="Alien"),
-         "rulebook: buyer_rule 'buyer_personal_use': buyer_type must be Consumer or Business, "
-         "got 'Alien'"),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").update(weight="lots"),
+            "rulebook: signal 'advice_yes': 'weight' must be a number, got 'lots'",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").update(field="mood"),
+            "rulebook: signal 'advice_yes': field 'mood' is not defined",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").update(test="contains_any"),
+            "rulebook: signal 'advice_yes': test must be is for a category field, "
+            "got 'contains_any'",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").update(value="maybe"),
+            "rulebook: signal 'advice_yes': value 'maybe' is not in the vocabulary of field "
+            "'advice'",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "tenure_long").update(weight=-3),
+            "rulebook: signal 'tenure_long': an at_least signal must have weight >= 0 "
+            "(more is more client-like), got -3",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "tenure_new").update(weight=2),
+            "rulebook: signal 'tenure_new': a below signal must have weight <= 0 "
+            "(more is more client-like), got 2",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "offering_goods").update(keywords=["shoe*"]),
+            "rulebook: signal 'offering_goods': keyword 'shoe*' holds the wildcard '*'",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "offering_goods").update(keywords=["Shoes"]),
+            "rulebook: signal 'offering_goods': keyword 'Shoes' must be lower-case",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "offering_goods").update(suppressed_by=["nope"]),
+            "rulebook: signal 'offering_goods': suppressed_by names unknown signal 'nope'",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").update(suppressed_by=["tenure_long"]),
+            "rulebook: signal 'advice_yes': only a signal with weight <= 0 can be suppressed",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").update(reason="uses {colour}"),
+            "rulebook: signal 'advice_yes': reason uses unknown placeholder {colour} "
+            "(allowed: {value}, {match})",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").update(colour="red"),
+            "rulebook: signal 'advice_yes': unknown key 'colour' (allowed: field, id, keywords, "
+            "reason, source, suppressed_by, test, threshold, value, weight)",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_no").update(id="advice_yes"),
+            "rulebook: signal 'advice_yes': id is used twice",
+        ),
+        (
+            lambda d: entry(d, "signal", "id", "advice_yes").pop("source"),
+            "rulebook: signal 'advice_yes': 'source' is missing",
+        ),
+        (
+            lambda d: entry(d, "tip", "id", "tip_personalize").update(addresses=["advice_no"]),
+            "rulebook: tip 'tip_personalize': addresses 'advice_no', which is not a client signal "
+            "(weight > 0)",
+        ),
+        (
+            lambda d: entry(d, "tip", "id", "tip_personalize").update(title="a; b"),
+            "rulebook: tip 'tip_personalize': title must not contain ';' or a line break "
+            "(tips are listed with '; ')",
+        ),
+        (
+            lambda d: entry(d, "setting", "name", "threshold").update(value=150),
+            "rulebook: setting 'threshold': must lie between min_score and max_score, got 150",
+        ),
+        (
+            lambda d: d["setting"].remove(entry(d, "setting", "name", "base")),
+            "rulebook: rulebook: setting 'base' is missing",
+        ),
+        (
+            lambda d: entry(d, "field", "name", "referrals")["headers"].append("Industry"),
+            "rulebook: field 'referrals': header 'Industry' already belongs to field "
+            "'business_type'",
+        ),
+        (
+            lambda d: entry(d, "vocabulary", "value", "no").update(synonyms=["yes"]),
+            "rulebook: vocabulary 'advice=no': synonym 'yes' already means 'yes'",
+        ),
+        (
+            lambda d: entry(d, "buyer_rule", "id", "buyer_personal_use").update(buyer_type="Alien"),
+            "rulebook: buyer_rule 'buyer_personal_use': buyer_type must be Consumer or Business, "
+            "got 'Alien'",
+        ),
     ],
 )
 def test_bad_rulebook_fails_naming_entry_and_problem(mutate, message: str) -> None:
@@ -174,7 +227,10 @@ def test_bad_sheet_rows_name_the_row() -> None:
     rows[at][5] = "heavy"
     with pytest.raises(RulebookError) as exc:
         rulebook_from_rows(rows, "my.xlsx sheet 'Rules'")
-    assert str(exc.value) == f"my.xlsx sheet 'Rules' row {at + 1}: 'weight' must be a number, got 'heavy'"
+    assert (
+        str(exc.value)
+        == f"my.xlsx sheet 'Rules' row {at + 1}: 'weight' must be a number, got 'heavy'"
+    )
     with pytest.raises(RulebookError, match="no header row with the columns section, id"):
         rulebook_from_rows([["a", "b"], [1, 2]])
 
