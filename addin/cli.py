@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from addin.addin_cli import register as register_addin
 from relationships import __version__
 from relationships.errors import RelationshipError
 from workbook_templates.templates_cli import register as register_templates
@@ -29,6 +30,7 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Export, check and inspect rulebooks.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 register_templates(app)
+register_addin(app)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
