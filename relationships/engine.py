@@ -107,13 +107,29 @@ def _compile(rb: Rulebook) -> _Compiled:
 
 def effective(fired: np.ndarray, suppress: np.ndarray) -> np.ndarray:
     """Fired signals less those suppressed by another fired signal."""
-    rows = np.flatnonzero(suppress.any(axis=1))
-    if not len(rows):
+    pairs = _suppression_pairs(suppress)
+    if not pairs:
         return fired
     out = fired.copy()
-    for i in rows.tolist():
-        out[:, i] &= ~fired[:, suppress[i]].any(axis=1)
+    for i, by in pairs:
+        hit = fired[:, by[0]] if len(by) == 1 else fired[:, by].any(axis=1)
+        out[:, i] &= ~hit
     return out
+
+
+_PAIRS: dict[bytes, list[tuple[int, np.ndarray]]] = {}
+
+
+def _suppression_pairs(suppress: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(suppressed signal, its suppressors) pairs of a suppression matrix, cached."""
+    key = suppress.tobytes() + bytes(str(suppress.shape), "ascii")
+    pairs = _PAIRS.get(key)
+    if pairs is None:
+        pairs = [(int(i), np.flatnonzero(suppress[i])) for i in np.flatnonzero(suppress.any(1))]
+        if len(_PAIRS) > 64:
+            _PAIRS.clear()
+        _PAIRS[key] = pairs
+    return pairs
 
 
 # ------------------------------------------------------------------------------ reading
@@ -471,6 +487,15 @@ def _frame(columns: Mapping[str, Any], index: pd.Index | None) -> pd.DataFrame:
     return pd.DataFrame(data, index=index)
 
 
+def require_fields(col_map: ColumnMapping) -> None:
+    """Raise InputError unless some column (besides the account) feeds a field."""
+    if not set(col_map.fields) - {"account"}:
+        raise InputError(
+            "no column recognized: use headers such as Industry, Service type, Billing, "
+            "Tenure (months)"
+        )
+
+
 def classify_rows(
     headers: Sequence[Any],
     rows: Sequence[Sequence[Any]],
@@ -495,17 +520,26 @@ def classify_rows(
         if len(maps) > 1000:
             maps.clear()
         maps[key] = col_map
-    if not set(col_map.fields) - {"account"}:
-        raise InputError(
-            "no column recognized: use headers such as Industry, Service type, Billing, "
-            "Tenure (months)"
-        )
+    require_fields(col_map)
     positions = {str(h): i for i, h in reversed(list(enumerate(headers)))}
     where = {fname: positions[str(col)] for fname, col in col_map.fields.items()}
     compiled = _compile(rb)
     limit = rb.settings.max_tips if max_tips is None else max(0, int(max_tips))
     as_of_date = _as_date(as_of)
-    return [_classify_row(row, where, col_map, rb, compiled, limit, as_of_date) for row in rows]
+    prepared = [_prepare_row(row, where, col_map, rb, compiled, as_of_date) for row in rows]
+    cache: dict[tuple[int, int], _Verdicts] = rb._index.setdefault("row_verdicts", {})
+    new = sorted({bits for *_, bits in prepared if (bits, limit) not in cache})
+    if new:  # every pattern not seen before, in one vectorized pass
+        n_signals = len(compiled.signals)
+        patterns = np.array(
+            [[(bits >> j) & 1 for j in range(n_signals)] for bits in new], dtype=bool
+        ).reshape(len(new), n_signals)
+        verdicts = _verdicts(patterns, rb, compiled, limit)
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        for i, bits in enumerate(new):
+            cache[(bits, limit)] = verdicts.take(i)
+    return [_finish_row(p, cache[(p[-1], limit)], rb, compiled) for p in prepared]
 
 
 @dataclass(frozen=True)
@@ -555,16 +589,15 @@ def _cell(rb: Rulebook, compiled: _Compiled, fname: str, raw: Any) -> _Cell:
     return cell
 
 
-def _classify_row(
+def _prepare_row(
     row: Sequence[Any],
     where: Mapping[str, int],
     col_map: ColumnMapping,
     rb: Rulebook,
     compiled: _Compiled,
-    limit: int,
     as_of: dt.date,
-) -> tuple[Any, ...]:
-    """One row through the same readers, tests and verdicts as the vectorized path."""
+) -> tuple[dict[str, _Cell], dict[str, Any], list[str], int]:
+    """One row read through the same readers and tests as the vectorized path."""
     raw = {f: (row[i] if i < len(row) else None) for f, i in where.items()}
     cells = {f: _cell(rb, compiled, f, v) for f, v in raw.items() if f != "customer_since"}
     warnings = []
@@ -593,14 +626,17 @@ def _classify_row(
     bits = 0
     for info in cells.values():
         bits |= info.bits
-    cache: dict[tuple[int, int], _Verdicts] = rb._index.setdefault("row_verdicts", {})
-    verdict = cache.get((bits, limit))
-    if verdict is None:
-        pattern = np.array([(bits >> j) & 1 for j in range(len(compiled.signals))], dtype=bool)
-        verdict = _verdicts(pattern[None, :], rb, compiled, limit)
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        cache[(bits, limit)] = verdict
+    return cells, raw, warnings, bits
+
+
+def _finish_row(
+    prepared: tuple[dict[str, _Cell], dict[str, Any], list[str], int],
+    verdict: _Verdicts,
+    rb: Rulebook,
+    compiled: _Compiled,
+) -> tuple[Any, ...]:
+    """The result tuple of a prepared row, given its pattern's verdict."""
+    cells, raw, warnings, _ = prepared
 
     def quote(j: int) -> str:
         s = compiled.signals[j]

@@ -125,13 +125,22 @@ def _uniques(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     values = series.to_numpy(dtype=object, na_value=None) if series.dtype == object else series
     if series.dtype == object:
         arr = np.asarray(values, dtype=object)
-        is_bool = np.fromiter(
-            (type(v) is bool or isinstance(v, np.bool_) for v in arr), bool, len(arr)
-        )
-        if is_bool.any():
-            arr = arr.copy()
-            arr[is_bool] = np.where(arr[is_bool].astype(bool), "TRUE", "FALSE")
         codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+        # True == 1 and False == 0 share a hash, so factorize can merge them: only when a
+        # distinct value is a bool, 0 or 1 need the cells be looked at one by one.
+        if any(
+            type(u) is bool
+            or isinstance(u, np.bool_)
+            or (isinstance(u, int | float) and u in (0, 1))
+            for u in uniques
+        ):
+            is_bool = np.fromiter(
+                (type(v) is bool or isinstance(v, np.bool_) for v in arr), bool, len(arr)
+            )
+            if is_bool.any():
+                arr = arr.copy()
+                arr[is_bool] = np.where(arr[is_bool].astype(bool), "TRUE", "FALSE")
+                codes, uniques = pd.factorize(arr, use_na_sentinel=True)
     else:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)

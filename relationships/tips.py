@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from relationships.rulebook import Rulebook, Signal
 
@@ -109,7 +108,10 @@ def tip_texts(
         top = np.take_along_axis(gains, order, axis=1)
         keep = top > 0
         key = [np.where(keep[:, k], order[:, k] + 1, 0) for k in range(order.shape[1])]
-        key += [pd.factorize(np.where(keep[:, k], top[:, k], 0))[0] for k in range(top.shape[1])]
+        key += [
+            np.unique(np.where(keep[:, k], top[:, k], 0), return_inverse=True)[1].ravel()
+            for k in range(top.shape[1])
+        ]
         ids, first = _group(key)
         texts = np.array(
             [
