@@ -274,11 +274,12 @@ def _many(
 ) -> list[tuple[Any, ...]]:
     if len(rows) <= ROWS_PATH_LIMIT:
         return engine.classify_rows(labels, rows, rb, max_tips=limit)
-    # With no rows, classify_rows checks the header row exactly as for one row (InputError
-    # when no column is recognized); classify itself accepts any header.
-    engine.classify_rows(labels, [], rb)
-    frame = pd.DataFrame(rows, columns=labels, dtype=object)
-    results = engine.classify(frame, rb, max_tips=limit)
+    # the same "no column recognized" message as the row path (classify accepts any header)
+    detail = engine.classify_detailed(
+        pd.DataFrame(rows, columns=labels, dtype=object), rb, max_tips=limit
+    )
+    engine.require_fields(detail.mapping)
+    results = detail.results
     return list(zip(*(results[c].tolist() for c in RESULT_COLUMNS), strict=True))
 
 
