@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -108,10 +108,17 @@ def rules_check(
 def classify(
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Files (.csv, .xlsx, .xlsm), folders or globs.", metavar="INPUT..."),
+        typer.Argument(
+            help="Files (.csv, .parquet, .xlsx, .xlsm), folders or globs.", metavar="INPUT..."
+        ),
     ],
     output: Annotated[
-        Path | None, typer.Option("--out", help="Output file (one input only).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output file (one input only). For big inputs and --engine dask: "
+            ".csv, .parquet, or any other name for a folder of Parquet parts.",
+        ),
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="Folder for the outputs.")
@@ -137,6 +144,21 @@ def classify(
         bool,
         typer.Option("--results-only", help="Write a separate results workbook instead of a copy."),
     ] = False,
+    engine: Annotated[
+        Literal["pandas", "dask"],
+        typer.Option(
+            help="pandas: this machine (CSV/Parquet inputs over 256 MiB stream in chunks); "
+            "dask: a Dask cluster (pip install 'relationship-addin[dask]')."
+        ),
+    ] = "pandas",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: local)."),
+    ] = None,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option("--chunk-rows", min=1, help="Rows per chunk or partition of a big input."),
+    ] = None,
 ) -> None:
     """Classify every row of CSV files and workbooks; write results beside each input.
 
@@ -144,6 +166,7 @@ def classify(
       relationship classify accounts.csv --out accounts.classified.csv
       relationship classify book.xlsx --sheet Accounts --as-of 2026-01-31
       relationship classify exports/ --out-dir classified/ --report run.json
+      relationship classify crm-export/ --engine dask --out classified/
     """
     from relationships.batch import classify_files
     from relationships.engine import _as_date
@@ -166,22 +189,47 @@ def classify(
             rulebook = load_rulebook(rules)
         else:
             rulebook = None
-        from addin.progress import file_progress
+        from addin.progress import file_progress, row_progress
+        from relationships import scale
 
-        with file_progress(out, inputs) as progress:
-            result = classify_files(
-                inputs,
-                out=output,
-                out_dir=out_dir,
-                rules=rulebook,
-                as_of=as_of_date,
-                mapping=mapping or None,
-                sheet=sheet,
-                header_row=header_row,
-                force=force,
-                results_only=results_only,
-                progress=progress,
-            )
+        if scale.wants_scale_path(
+            inputs, engine=engine, scheduler=scheduler, chunk_rows=chunk_rows
+        ):
+            if sheet or header_row is not None or results_only:
+                raise fail(
+                    "--sheet, --header-row and --results-only are for workbooks; "
+                    "big CSV/Parquet inputs and --engine dask take none of them",
+                    2,
+                )
+            with row_progress(out) as progress:
+                result = scale.run_scale(
+                    inputs,
+                    output,
+                    out_dir=out_dir,
+                    engine=engine,
+                    scheduler=scheduler,
+                    rules=rulebook,
+                    as_of=as_of_date,
+                    mapping=mapping or None,
+                    force=force,
+                    chunk_rows=chunk_rows,
+                    progress=progress,
+                )
+        else:
+            with file_progress(out, inputs) as progress:
+                result = classify_files(
+                    inputs,
+                    out=output,
+                    out_dir=out_dir,
+                    rules=rulebook,
+                    as_of=as_of_date,
+                    mapping=mapping or None,
+                    sheet=sheet,
+                    header_row=header_row,
+                    force=force,
+                    results_only=results_only,
+                    progress=progress,
+                )
     except RelationshipError as exc:
         raise fail(str(exc), 2) from None
     if not result.files:
