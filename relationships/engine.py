@@ -25,7 +25,7 @@ from relationships import schema
 from relationships.errors import InputError
 from relationships.rulebook import Rulebook, Signal, load_rulebook
 from relationships.schema import ColumnMapping, Parsed, display
-from relationships.tips import CompiledTips, compile_tips, tip_texts
+from relationships.tips import CompiledTips, compile_tips, format_points, tip_texts
 
 CLIENT, CUSTOMER = "Client", "Customer"
 UNKNOWN_BUYER = "Unknown"
@@ -60,6 +60,7 @@ class _Compiled:
     tips: CompiledTips
     integral: bool  # whole-number weights and bounds: scores are whole numbers
     field_onehot: np.ndarray  # signals x fields: which field each signal tests
+    field_of: tuple[int, ...]  # the field index each signal tests
     reason_order: np.ndarray  # signal ids, strongest (|weight|) first, zero weights left out
 
 
@@ -90,6 +91,7 @@ def _compile(rb: Rulebook) -> _Compiled:
                 *(s.weight for s in signals),
             )
         ),
+        field_of=tuple(names.index(s.field) for s in signals),
         field_onehot=np.eye(len(names), dtype=np.int64)[
             [names.index(s.field) for s in signals]
         ].reshape(len(signals), len(names)),
@@ -409,6 +411,83 @@ def _verdicts(patterns: np.ndarray, rb: Rulebook, compiled: _Compiled, limit: in
     return _Verdicts(score, client, confidence, tips, pro, con, lead)
 
 
+def _verdict_one(bits: int, rb: Rulebook, compiled: _Compiled, limit: int) -> _Verdicts:
+    """_verdicts for one pattern (as bits), in plain Python: no numpy set-up per call.
+
+    For Excel fill-downs meeting a pattern for the first time. Only for rulebooks with
+    whole-number weights, where sums are exact in any order, so it equals _verdicts exactly
+    (tests hold the row path, which uses it, equal to classify, which does not).
+    """
+    settings = rb.settings
+    prepared = rb._index.get("scalar")
+    if prepared is None:
+        prepared = rb._index["scalar"] = (
+            compiled.weights.tolist(),
+            [(i, by.tolist()) for i, by in _suppression_pairs(compiled.suppress)],
+            [(title, _to_bits(mask)) for title, mask in compiled.tips.retention],
+            [(title, _to_bits(on), _to_bits(off)) for title, on, off in compiled.tips.conversion],
+        )
+    weights, pairs, retention, conversion = prepared
+
+    def effective_bits(b: int) -> int:
+        out = b
+        for i, by in pairs:
+            if (b >> i) & 1 and any((b >> j) & 1 for j in by):
+                out &= ~(1 << i)
+        return out
+
+    def total(b: int) -> float:
+        out, j = 0.0, 0
+        while b:
+            if b & 1:
+                out += weights[j]
+            b >>= 1
+            j += 1
+        return out
+
+    eff = effective_bits(bits)
+    score = min(max(settings.base + total(eff), settings.min_score), settings.max_score)
+    client = score >= settings.threshold
+    fields = {compiled.field_of[j] for j in range(len(weights)) if (bits >> j) & 1}
+    evidence = np.minimum(1.0, len(fields) / settings.confidence_full_evidence)
+    margin = np.minimum(1.0, np.abs(score - settings.threshold) / settings.confidence_full_margin)
+    confidence = float(np.round(0.5 * evidence + 0.5 * margin, 2))
+    tips = ""
+    if limit and client:
+        unmet = [title for title, mask in retention if mask & ~bits]
+        met = [title for title, mask in retention if not mask & ~bits]
+        tips = "; ".join((unmet + met)[:limit])
+    elif limit:
+        base_sum = total(eff)
+        gains = [total(effective_bits((bits | on) & ~off)) - base_sum for _, on, off in conversion]
+        ranked = sorted(range(len(gains)), key=lambda k: (-gains[k], k))[:limit]
+        tips = "; ".join(
+            f"{conversion[k][0]} ({format_points(gains[k])})" for k in ranked if gains[k] > 0
+        )
+    order = compiled.reason_order.tolist()
+    on = [j for j in order if (eff >> j) & 1]
+    supports = [j for j in on if (weights[j] > 0) == client]
+    opposes = [j for j in on if (weights[j] > 0) != client]
+    k = settings.max_reasons
+    con = opposes[:1] if supports else opposes[:k]
+    lead = ""
+    if not supports:
+        lead = LEAD_NO_CUSTOMER if client else (LEAD_NOT_ENOUGH if opposes else LEAD_NONE)
+    return _Verdicts(
+        np.array([score], dtype="float64"),
+        np.array([client], dtype=bool),
+        np.array([confidence], dtype="float64"),
+        np.array([tips], dtype=object),
+        np.array([supports[:k] + [-1] * (k - len(supports[:k]))], dtype=np.int64),
+        np.array([con + [-1] * (k - len(con))], dtype=np.int64),
+        np.array([lead], dtype=object),
+    )
+
+
+def _to_bits(mask: np.ndarray) -> int:
+    return sum(1 << int(j) for j in np.flatnonzero(mask))
+
+
 def _first_k(mask: np.ndarray, k: int, order: np.ndarray) -> np.ndarray:
     """Per row, the signal ids of the first k True columns of ``mask`` (-1 where fewer)."""
     out = np.full((mask.shape[0], k), -1, dtype=np.int64)
@@ -529,7 +608,12 @@ def classify_rows(
     prepared = [_prepare_row(row, where, col_map, rb, compiled, as_of_date) for row in rows]
     cache: dict[tuple[int, int], _Verdicts] = rb._index.setdefault("row_verdicts", {})
     new = sorted({bits for *_, bits in prepared if (bits, limit) not in cache})
-    if new:  # every pattern not seen before, in one vectorized pass
+    if new and compiled.integral and len(new) <= 8:  # a few new patterns: plain Python
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        for bits in new:
+            cache[(bits, limit)] = _verdict_one(bits, rb, compiled, limit)
+    elif new:  # many patterns not seen before, in one vectorized pass
         n_signals = len(compiled.signals)
         patterns = np.array(
             [[(bits >> j) & 1 for j in range(n_signals)] for bits in new], dtype=bool

@@ -247,3 +247,22 @@ def test_many_distinct_texts_take_the_vectorized_path_with_the_same_answers() ->
     fast = classify(frame, as_of=AS_OF)
     rows = classify_rows(list(frame.columns), frame.astype(object).values.tolist(), as_of=AS_OF)
     assert [tuple(r) for r in fast.itertuples(index=False)] == rows
+
+
+def test_scalar_verdict_for_one_new_pattern_equals_the_vectorized_one() -> None:
+    """Excel fill-downs meet new patterns one at a time; both computations must agree."""
+    from relationships.engine import _compile, _verdict_one, _verdicts
+    from relationships.rulebook import default_rulebook
+
+    rb = default_rulebook()
+    compiled = _compile(rb)
+    rng = np.random.default_rng(11)
+    patterns = rng.random((400, len(compiled.signals))) < rng.uniform(0.05, 0.6, (400, 1))
+    for limit in (0, 1, 3, 9):
+        table = _verdicts(patterns, rb, compiled, limit)
+        for i, row in enumerate(patterns):
+            bits = sum(1 << j for j in np.flatnonzero(row).tolist())
+            one = _verdict_one(bits, rb, compiled, limit)
+            for name in ("score", "client", "confidence", "tips", "pro", "con", "lead"):
+                assert np.array_equal(getattr(one, name)[0], getattr(table, name)[i]), (
+                    name, i, limit)
