@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from relationships.batch import FileReport, classify_file
+from relationships.engine import conversion_candidates
 
 SAMPLE_NAME = "sample_accounts.xlsx"
 
@@ -61,16 +62,15 @@ def run_demo(out_dir: Path, *, as_of: dt.date | None = None) -> DemoResult:
 
 def top_candidates(results: pd.DataFrame, count: int = 10) -> pd.DataFrame:
     """Customers closest to becoming clients, with the first conversion tip."""
-    customers = results[results["relationship_type"] == "Customer"]
-    top = customers.sort_values("client_score", ascending=False, kind="stable").head(count)
+    top = conversion_candidates(results, count)
     account = next(
         (c for c in results.columns if str(c).lower().startswith("account")), results.columns[0]
     )
     return pd.DataFrame(
         {
             "row": top.index,
-            "account": top[account].to_numpy(),
+            "account": results.loc[top.index, account].to_numpy(),
             "score": top["client_score"].to_numpy(),
-            "first tip": [str(t).split("; ")[0] for t in top["conversion_tips"]],
+            "first tip": top["first_tip"].to_numpy(),
         }
     )

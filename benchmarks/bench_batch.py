@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_engine import generate  # noqa: E402
+from bench_engine import generate, peak_mb  # noqa: E402
 
 
 def write_workbook(rows: int, path: Path) -> None:
@@ -57,15 +56,6 @@ def write_workbook(rows: int, path: Path) -> None:
     wb.save(path)
 
 
-def peak_mb() -> float:
-    """This process's peak resident memory (VmHWM: ru_maxrss can carry the parent's peak)."""
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
-
-
 def child(mode: str, src: str, dst: str) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     if mode == "ours":
@@ -85,13 +75,24 @@ def child(mode: str, src: str, dst: str) -> None:
             axis=1,
         )
         pd.concat([frame, results], axis=1).to_excel(dst, engine="openpyxl", index=False)
-    print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-                      "peak_mb": peak_mb()}))
+    print(
+        json.dumps(
+            {
+                "wall": time.perf_counter() - t0,
+                "cpu": time.process_time() - c0,
+                "peak_mb": peak_mb(),
+            }
+        )
+    )
 
 
 def run(mode: str, src: Path, dst: Path) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, str(src), str(dst)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -104,10 +105,13 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    print(f"machine: {platform.platform()}, {platform.machine()}, Python "
-          f"{platform.python_version()}")
-    print("| rows | workbook MB | ours wall / CPU (s) | ours peak MB | naive wall / CPU (s) | "
-          "naive peak MB | speed-up (wall) |")
+    print(
+        f"machine: {platform.platform()}, {platform.machine()}, Python {platform.python_version()}"
+    )
+    print(
+        "| rows | workbook MB | ours wall / CPU (s) | ours peak MB | naive wall / CPU (s) | "
+        "naive peak MB | speed-up (wall) |"
+    )
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for rows in args.rows:
@@ -118,10 +122,17 @@ def main() -> None:
             if rows <= args.naive_max:
                 naive = run("naive", src, Path(tmp) / f"naive-{rows}.xlsx")
             size = src.stat().st_size / 2**20
-            naive_cols = (f"{naive['wall']:.1f} / {naive['cpu']:.1f} | {naive['peak_mb']:.0f} | "
-                          f"{naive['wall'] / ours['wall']:.1f}x" if naive else "not run | | ")
-            print(f"| {rows:,} | {size:.1f} | {ours['wall']:.1f} / {ours['cpu']:.1f} | "
-                  f"{ours['peak_mb']:.0f} | {naive_cols} |", flush=True)
+            naive_cols = (
+                f"{naive['wall']:.1f} / {naive['cpu']:.1f} | {naive['peak_mb']:.0f} | "
+                f"{naive['wall'] / ours['wall']:.1f}x"
+                if naive
+                else "not run | | "
+            )
+            print(
+                f"| {rows:,} | {size:.1f} | {ours['wall']:.1f} / {ours['cpu']:.1f} | "
+                f"{ours['peak_mb']:.0f} | {naive_cols} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -939,6 +939,19 @@ def _warning_text(fname: str, value: str, why: str, column: str) -> str:
     return f"{fname}: '{value}' {why} (column '{column}')"
 
 
+def conversion_candidates(results: pd.DataFrame, count: int = 10) -> pd.DataFrame:
+    """The customers closest to becoming clients (highest score first) with their first tip.
+
+    ``results`` is classify's output (or a frame holding its columns); the index is kept.
+    """
+    customers = results[results["relationship_type"] == CUSTOMER]
+    top = customers.sort_values("client_score", ascending=False, kind="stable").head(count)
+    first_tip = [str(t).split("; ")[0] for t in top["conversion_tips"]]
+    return pd.DataFrame(
+        {"client_score": top["client_score"], "first_tip": first_tip}, index=top.index
+    )
+
+
 def business_model(
     texts: Sequence[Any], rulebook: Rulebook | str | Mapping[str, Any] | None = None
 ) -> list[str]:

@@ -19,7 +19,13 @@ import pandas as pd
 
 from relationships import xlsxio
 from relationships.batch import FileReport, result_column_names, summarize
-from relationships.engine import CLIENT, CUSTOMER, RESULT_COLUMNS, classify_detailed
+from relationships.engine import (
+    CLIENT,
+    CUSTOMER,
+    RESULT_COLUMNS,
+    classify_detailed,
+    conversion_candidates,
+)
 from relationships.errors import InputError
 from relationships.rulebook import Rulebook
 from relationships.schema import map_columns
@@ -216,13 +222,11 @@ def summary_sheet(
         [f"Top {TOP_CANDIDATES} conversion candidates (customers closest to client)", "", ""],
         ["Row", "Account", "Client score", "First tip"],
     ]
-    customers = results[results["relationship_type"] == CUSTOMER]
-    top = customers.sort_values("client_score", ascending=False, kind="stable").head(TOP_CANDIDATES)
     key = _key_column(frame, fields)
-    for row, res in top.iterrows():
+    top = conversion_candidates(results, TOP_CANDIDATES)
+    for row, score, first_tip in top.itertuples():
         account = frame.at[row, key] if key is not None else ""
-        first_tip = str(res["conversion_tips"]).split("; ")[0]
-        rows.append([row, "" if account is None else account, res["client_score"], first_tip])
+        rows.append([row, "" if account is None else account, score, first_tip])
     rows += [
         [],
         [

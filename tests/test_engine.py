@@ -265,4 +265,21 @@ def test_scalar_verdict_for_one_new_pattern_equals_the_vectorized_one() -> None:
             one = _verdict_one(bits, rb, compiled, limit)
             for name in ("score", "client", "confidence", "tips", "pro", "con", "lead"):
                 assert np.array_equal(getattr(one, name)[0], getattr(table, name)[i]), (
-                    name, i, limit)
+                    name,
+                    i,
+                    limit,
+                )
+
+
+def test_conversion_candidates_are_the_customers_closest_to_client() -> None:
+    from relationships.engine import conversion_candidates
+
+    frame = pd.DataFrame(
+        {"Industry": ["Bank", "Law firm", "Retail store", ""], "Tenure": [60, 5, None, 14]},
+        index=["a", "b", "c", "d"],
+    )
+    results = classify(frame, as_of=AS_OF)
+    top = conversion_candidates(results, count=2)
+    assert list(top.index) == ["d", "a"]  # 44, then 33; the Law firm client is left out
+    assert list(top["client_score"]) == [44, 33]
+    assert top["first_tip"].iloc[0] == results.at["d", "conversion_tips"].split("; ")[0]
