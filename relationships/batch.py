@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +21,7 @@ import pandas as pd
 
 from relationships.engine import RESULT_COLUMNS, Classification, classify_detailed
 from relationships.errors import InputError, OutputExistsError, RelationshipError
+from relationships.files import atomic_write
 from relationships.rulebook import Rulebook, load_rulebook
 
 CSV_SUFFIXES = {".csv"}
@@ -130,38 +129,6 @@ def check_output(src: Path, dst: Path, force: bool) -> None:
 
 def atomic_write_bytes(dst: Path, data: bytes, *, force: bool) -> None:
     atomic_write(dst, lambda fh: fh.write(data), force=force)
-
-
-def atomic_write(
-    dst: Path,
-    write: Callable[[Any], Any],
-    *,
-    force: bool,
-    text: bool = False,
-    encoding: str = "utf-8",
-) -> None:
-    """Write through a temporary file beside ``dst`` and rename it into place."""
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst}: exists already (use --force to replace it)")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
-        mode = "w" if text else "wb"
-        kwargs = {"encoding": encoding, "newline": ""} if text else {}
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            write(fh)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def safe_text(value: Any) -> Any:

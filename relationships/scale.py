@@ -49,14 +49,13 @@ from relationships.batch import (
     FileReport,
     _require_fields,
     _sniff,
-    _umask,
-    atomic_write,
     check_output,
     result_column_names,
     safe_text,
 )
 from relationships.engine import RESULT_COLUMNS, _as_date, classify, classify_detailed
 from relationships.errors import InputError, OutputExistsError, RelationshipError
+from relationships.files import atomic_write, umask
 from relationships.rulebook import Rulebook, load_rulebook
 
 if TYPE_CHECKING:
@@ -251,7 +250,7 @@ def _folder_in_place(dst: Path, *, force: bool) -> Iterator[Path]:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; outputs get the usual mode
         yield tmp
         if dst.exists() or dst.is_symlink():
             old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))

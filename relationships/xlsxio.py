@@ -93,7 +93,6 @@ import posixpath
 import queue
 import re
 import struct
-import tempfile
 import threading
 import xml.etree.ElementTree as ET
 import zipfile
@@ -112,6 +111,7 @@ from relationships.errors import (
     OutputExistsError,
     UnsafeWorkbookError,
 )
+from relationships.files import atomic_write
 
 __all__ = [
     "BarChart",
@@ -1996,29 +1996,6 @@ def _check_destination(src: Path | None, dst: Path, force: bool) -> None:
         raise InputError(f"{dst}: the output folder {dst.parent} does not exist")
 
 
-def _atomic_write(dst: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write through a hidden temp file in dst's folder, then os.replace it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return dst
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 # --------------------------------------------------------------------------- value rendering
 
 
@@ -3348,7 +3325,7 @@ def write_classified(
             for name, data in new_parts.items():
                 zout.writestr(_zinfo(name, None, len(data)), data)
 
-    return _atomic_write(dst, write)
+    return atomic_write(dst, write, force=True)  # existence checked above
 
 
 def _write_sheet(wb: Workbook, plan: _Plan, zout: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
@@ -3532,4 +3509,4 @@ def write_results_only(
             ch.set_categories(Reference(sh, min_col=cc, min_row=c1, max_row=c2))
             ch.legend = None
             sh.add_chart(ch, ns.chart.anchor)
-    return _atomic_write(dst, out.save)
+    return atomic_write(dst, out.save, force=True)  # existence checked above

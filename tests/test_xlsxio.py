@@ -19,6 +19,7 @@ from relationships.errors import (
     LossyWorkbookError,
     OutputExistsError,
 )
+from relationships.files import umask
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -603,7 +604,7 @@ def test_output_safety(basic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         monkeypatch.undo()
         X.write_classified(wb, cand, res, out, [], force=True)
     assert zipfile.is_zipfile(out)
-    assert out.stat().st_mode & 0o777 != 0o600 or (X._umask() & 0o066) == 0o066
+    assert out.stat().st_mode & 0o777 != 0o600 or (umask() & 0o066) == 0o066
 
 
 def test_macro_workbook_keeps_vba_and_needs_xlsm(tmp_path: Path) -> None:
