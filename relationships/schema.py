@@ -120,29 +120,33 @@ def map_columns(
 
 
 # ------------------------------------------------------------------------------ values
+# per cell of an object array, looped in C: is it a bool (True/False, numpy's bool_)?
+_IS_BOOL = np.frompyfunc(lambda v: v.__class__ is bool or v.__class__ is np.bool_, 1, 1)
+
+
 def _uniques(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """codes (-1 = missing) and distinct values of a column; True/False kept apart from 1/0."""
-    values = series.to_numpy(dtype=object, na_value=None) if series.dtype == object else series
     if series.dtype == object:
-        arr = np.asarray(values, dtype=object)
+        # factorize reads None, NaN, pd.NA and NaT as missing: no na_value pass needed
+        arr = series.to_numpy(dtype=object)
         codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-        # True == 1 and False == 0 share a hash, so factorize can merge them: only when a
-        # distinct value is a bool, 0 or 1 need the cells be looked at one by one.
-        if any(
-            type(u) is bool
+        # True == 1 and False == 0 share a hash, so factorize can merge them: only the
+        # cells of a distinct value that is a bool, 0 or 1 need their type looked at.
+        suspects = [
+            k
+            for k, u in enumerate(uniques)
+            if type(u) is bool
             or isinstance(u, np.bool_)
             or (isinstance(u, int | float) and u in (0, 1))
-            for u in uniques
-        ):
-            is_bool = np.fromiter(
-                (type(v) is bool or isinstance(v, np.bool_) for v in arr), bool, len(arr)
-            )
-            if is_bool.any():
-                arr = arr.copy()
-                arr[is_bool] = np.where(arr[is_bool].astype(bool), "TRUE", "FALSE")
-                codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+        ]
+        rows = np.flatnonzero(np.isin(codes, suspects)) if suspects else []
+        if len(rows) and not {bool, np.bool_}.isdisjoint(map(type, arr[rows])):  # a C loop
+            bools = rows[_IS_BOOL(arr[rows]).astype(bool)]
+            arr = arr.copy()
+            arr[bools] = np.where(arr[bools].astype(bool), "TRUE", "FALSE")
+            codes, uniques = pd.factorize(arr, use_na_sentinel=True)
     else:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)
 
 

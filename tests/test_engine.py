@@ -99,6 +99,24 @@ def test_no_in_any_usual_spelling(no) -> None:
     assert one(Advice=no)["client_score"] == 35
 
 
+def test_true_and_false_stay_apart_from_1_and_0_in_one_column() -> None:
+    # True == 1 and hash alike, so a column holding both must not read them as one value
+    frame = pd.DataFrame(
+        {"Tenure (months)": [1, True, 0, False, 1.0], "Advice": [True, 1, False, 0, 1]},
+        dtype=object,
+    )
+    out = classify(frame)
+    assert out["warnings"].tolist() == [
+        "",
+        "relationship_months: 'TRUE' is TRUE/FALSE, not a number (column 'Tenure (months)')",
+        "",
+        "relationship_months: 'FALSE' is TRUE/FALSE, not a number (column 'Tenure (months)')",
+        "",
+    ]
+    rows = classify_rows(list(frame.columns), frame.to_numpy().tolist())
+    assert [r[1] for r in rows] == out["client_score"].tolist() == [50, 55, 30, 35, 50]
+
+
 def test_unreadable_values_warn_name_field_and_value_and_count_as_missing() -> None:
     row = one(
         Advice="perhaps",
