@@ -166,18 +166,17 @@ def _read_fields(
     rb: Rulebook,
     mapping: ColumnMapping,
     as_of: dt.date,
-    small: bool,
+    only: frozenset[str] | None = None,
 ) -> tuple[dict[str, _Field], _Problems]:
-    """Read every mapped field; ``small`` reads cells one by one without pandas."""
+    """Read every mapped field (or only those named in ``only``), each value once."""
     fields: dict[str, _Field] = {}
     problems = _Problems([])
     for spec in rb.fields:
-        if spec.name not in mapping.fields:
+        if spec.name not in mapping.fields or (only is not None and spec.name not in only):
             continue
         column = mapping.fields[spec.name]
         cells = columns[spec.name]
-        reader = _reader(rb, spec.name, spec.kind)
-        parsed = reader.cells(cells) if small else reader.column(cells)
+        parsed = _reader(rb, spec.name, spec.kind).column(cells)
         problems.add(spec.name, column, parsed, cells, *parsed.problem_rows())
         fields[spec.name] = _Field(parsed, column, cells)
 
@@ -380,8 +379,20 @@ LEAD_NOT_ENOUGH = "not enough client evidence"
 LEAD_NONE = "no client evidence in this row"
 
 
-def _verdicts(patterns: np.ndarray, rb: Rulebook, compiled: _Compiled, limit: int) -> _Verdicts:
-    """Score, type, confidence, tips and chosen reasons for each fired pattern (vectorized)."""
+def _verdicts(
+    patterns: np.ndarray,
+    rb: Rulebook,
+    compiled: _Compiled,
+    limit: int,
+    *,
+    tips: bool = True,
+    reasons: bool = True,
+) -> _Verdicts:
+    """Score, type, confidence, tips and chosen reasons for each fired pattern (vectorized).
+
+    Without ``tips`` the tips cells are left empty, without ``reasons`` no signal is chosen
+    (for a caller that shows neither).
+    """
     settings = rb.settings
     eff = effective(patterns, compiled.suppress)
     raw = settings.base + eff @ compiled.weights
@@ -391,10 +402,16 @@ def _verdicts(patterns: np.ndarray, rb: Rulebook, compiled: _Compiled, limit: in
     evidence = np.minimum(1.0, evidence_fields / settings.confidence_full_evidence)
     margin = np.minimum(1.0, np.abs(score - settings.threshold) / settings.confidence_full_margin)
     confidence = np.round(0.5 * evidence + 0.5 * margin, 2)
-    tips = tip_texts(patterns, client, compiled.weights, compiled.suppress, compiled.tips, limit)
+    tip_cells = tip_texts(
+        patterns, client, compiled.weights, compiled.suppress, compiled.tips, limit if tips else 0
+    )
 
     # Reasons: signals of the verdict's sign, strongest first (a fixed order: -|weight|, index).
     k = settings.max_reasons
+    if not reasons:
+        none = np.full((len(patterns), k), -1, dtype=np.int64)
+        lead = np.full(len(patterns), "", dtype=object)
+        return _Verdicts(score, client, confidence, tip_cells, none, none.copy(), lead)
     ranked = eff[:, compiled.reason_order]
     positive = compiled.weights[compiled.reason_order] > 0
     negative = compiled.weights[compiled.reason_order] < 0
@@ -408,7 +425,7 @@ def _verdicts(patterns: np.ndarray, rb: Rulebook, compiled: _Compiled, limit: in
     lead[~has_pro & client] = LEAD_NO_CUSTOMER
     lead[~has_pro & ~client & opposes.any(axis=1)] = LEAD_NOT_ENOUGH
     lead[~has_pro & ~client & ~opposes.any(axis=1)] = LEAD_NONE
-    return _Verdicts(score, client, confidence, tips, pro, con, lead)
+    return _Verdicts(score, client, confidence, tip_cells, pro, con, lead)
 
 
 def _verdict_one(bits: int, rb: Rulebook, compiled: _Compiled, limit: int) -> _Verdicts:
@@ -520,10 +537,15 @@ def classify(
     as_of: dt.date | str | None = None,
     mapping: Mapping[str, str] | None = None,
     max_tips: int | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Classify every row: a frame of RESULT_COLUMNS with the input's index and order."""
+    """Classify every row: a frame of RESULT_COLUMNS with the input's index and order.
+
+    ``columns`` picks some of RESULT_COLUMNS (kept in that order); the work only a left-out
+    column needs is skipped, e.g. ``columns=["relationship_type"]`` builds no reasons or tips.
+    """
     return classify_detailed(
-        frame, rulebook, as_of=as_of, mapping=mapping, max_tips=max_tips
+        frame, rulebook, as_of=as_of, mapping=mapping, max_tips=max_tips, columns=columns
     ).results
 
 
@@ -534,19 +556,25 @@ def classify_detailed(
     as_of: dt.date | str | None = None,
     mapping: Mapping[str, str] | None = None,
     max_tips: int | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Classification:
-    """Classify and also return the problems found and the header mapping used."""
+    """Classify and also return the problems found and the header mapping used.
+
+    With ``columns`` leaving out "warnings", fields no rule reads (such as the account name)
+    are not read, so ``problems`` lists only the problems of the fields that were.
+    """
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"classify needs a pandas DataFrame, got {type(frame).__name__}")
+    wanted = result_columns(columns)
     rb = load_rulebook(rulebook)
     col_map = schema.map_columns(list(frame.columns), rb, mapping)
-    columns = {}
+    cells = {}
     for fname, col in col_map.fields.items():
         series = frame[col]
         if isinstance(series, pd.DataFrame):  # duplicate header labels: the first one wins
             series = series.iloc[:, 0]
-        columns[fname] = series
-    out, problems = _evaluate(columns, len(frame), rb, col_map, as_of, max_tips, small=False)
+        cells[fname] = series
+    out, problems = _evaluate(cells, len(frame), rb, col_map, as_of, max_tips, wanted)
     results = _frame(out, frame.index)
     problem_frame = _frame(
         {"row": frame.index[problems["position"]], **{c: problems[c] for c in PROBLEM_COLUMNS[1:]}},
@@ -624,6 +652,16 @@ def classify_rows(
         for i, bits in enumerate(new):
             cache[(bits, limit)] = verdicts.take(i)
     return [_finish_row(p, cache[(p[-1], limit)], rb, compiled) for p in prepared]
+
+
+_SEEN_CACHES = ("cells", "row_verdicts", "header_maps")  # what classify_rows remembers
+
+
+def clear_caches(rulebook: Rulebook) -> None:
+    """Forget the cells, header rows and fired patterns classify_rows has seen with this
+    rulebook (its compiled form stays): the next rows are read as if never seen."""
+    for key in _SEEN_CACHES:
+        rulebook._index.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -752,6 +790,41 @@ def _finish_row(
     )
 
 
+_VERDICT_COLUMNS = frozenset(
+    {"relationship_type", "client_score", "confidence", "reasons", "conversion_tips"}
+)
+
+
+def result_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
+    """The result columns asked for, in RESULT_COLUMNS order (all when None)."""
+    if columns is None:
+        return RESULT_COLUMNS
+    if isinstance(columns, str):
+        columns = [columns]
+    unknown = [c for c in columns if c not in RESULT_COLUMNS]
+    if unknown:
+        raise InputError(
+            f"unknown result column {unknown[0]!r}: choose from {', '.join(RESULT_COLUMNS)}"
+        )
+    if not columns:
+        raise InputError(f"no result column asked for: choose from {', '.join(RESULT_COLUMNS)}")
+    return tuple(c for c in RESULT_COLUMNS if c in columns)
+
+
+def _fields_for(rb: Rulebook, wanted: tuple[str, ...]) -> frozenset[str] | None:
+    """The fields the wanted result columns read (None: all, as warnings report every field)."""
+    if "warnings" in wanted:
+        return None
+    names: set[str] = set()
+    if _VERDICT_COLUMNS.intersection(wanted):
+        names.update(s.field for s in rb.signals)
+    if "buyer_type" in wanted:
+        names.update(r.field for r in rb.buyer_rules)
+    if "relationship_months" in names:
+        names.add("customer_since")  # months are derived from the start date when missing
+    return frozenset(names)
+
+
 def _evaluate(
     columns: Mapping[str, Any],
     n: int,
@@ -759,30 +832,45 @@ def _evaluate(
     col_map: ColumnMapping,
     as_of: dt.date | str | None,
     max_tips: int | None,
-    *,
-    small: bool,
+    wanted: tuple[str, ...] = RESULT_COLUMNS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The one evaluation behind classify and classify_rows: result columns and problems."""
+    """The one evaluation behind classify: the wanted result columns and the problems.
+
+    Work a left-out column alone needs is skipped: tips, reasons, buyer rules, and reading
+    fields no rule uses (their only output is the warnings column).
+    """
     compiled = _compile(rb)
     limit = rb.settings.max_tips if max_tips is None else max(0, int(max_tips))
-    fields, problems = _read_fields(columns, rb, col_map, _as_date(as_of), small)
-    fired, matches = _fire(fields, compiled, n)
-    pattern_ids, pattern_rows = _group(_bits(fired))
-    verdicts = _verdicts(fired[pattern_rows], rb, compiled, limit)
-    scores = verdicts.score[pattern_ids]
-    out: dict[str, Any] = {
-        "relationship_type": np.where(verdicts.client, CLIENT, CUSTOMER).astype(object)[
+    fields, problems = _read_fields(columns, rb, col_map, _as_date(as_of), _fields_for(rb, wanted))
+    out: dict[str, Any] = {}
+    if _VERDICT_COLUMNS.intersection(wanted):
+        fired, matches = _fire(fields, compiled, n)
+        pattern_ids, pattern_rows = _group(_bits(fired))
+        verdicts = _verdicts(
+            fired[pattern_rows],
+            rb,
+            compiled,
+            limit,
+            tips="conversion_tips" in wanted,
+            reasons="reasons" in wanted,
+        )
+        scores = verdicts.score[pattern_ids]
+        out["relationship_type"] = np.where(verdicts.client, CLIENT, CUSTOMER).astype(object)[
             pattern_ids
-        ],
-        "client_score": scores.astype("int64") if compiled.integral else scores,
-        "confidence": verdicts.confidence[pattern_ids],
-        "buyer_type": _buyer_types(fields, rb, n),
-        "reasons": _reason_texts(verdicts, pattern_ids, fields, matches, compiled, rb),
-        "conversion_tips": verdicts.tips[pattern_ids],
-        "warnings": np.full(n, "", dtype=object),
-    }
+        ]
+        out["client_score"] = scores.astype("int64") if compiled.integral else scores
+        out["confidence"] = verdicts.confidence[pattern_ids]
+    if "buyer_type" in wanted:
+        out["buyer_type"] = _buyer_types(fields, rb, n)
+    if "reasons" in wanted:
+        out["reasons"] = _reason_texts(verdicts, pattern_ids, fields, matches, compiled, rb)
+    if "conversion_tips" in wanted:
+        out["conversion_tips"] = verdicts.tips[pattern_ids]
+    out = {c: out[c] for c in wanted if c != "warnings"}
+    if "warnings" in wanted:
+        out["warnings"] = np.full(n, "", dtype=object)
     report = _problem_report(problems)
-    if len(report["position"]):
+    if "warnings" in wanted and len(report["position"]):
         texts = [
             _warning_text(*item)
             for item in zip(

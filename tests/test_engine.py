@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from relationships import classify, classify_detailed
+from relationships import classify, classify_detailed, engine
 from relationships.engine import RESULT_COLUMNS, business_model, classify_rows
 from relationships.errors import InputError
+from relationships.rulebook import load_rulebook
 from tests.conftest import AS_OF
 
 
@@ -133,6 +134,36 @@ def test_unreadable_values_warn_name_field_and_value_and_count_as_missing() -> N
         )
         or row["warnings"].count(";") == 3
     )
+
+
+def test_columns_picks_result_columns_and_names_a_wrong_one() -> None:
+    frame = pd.DataFrame({"Industry": ["Law firm", "Retail store"]})
+    out = classify(frame, columns=["client_score", "relationship_type"])
+    assert list(out.columns) == ["relationship_type", "client_score"]  # RESULT_COLUMNS order
+    assert list(classify(frame, columns="buyer_type").columns) == ["buyer_type"]
+    with pytest.raises(InputError, match="unknown result column 'score': choose from "):
+        classify(frame, columns=["score"])
+    with pytest.raises(InputError, match="no result column asked for"):
+        classify(frame, columns=[])
+
+
+def test_without_warnings_fields_no_rule_reads_are_not_read() -> None:
+    frame = pd.DataFrame({"Account": ["#N/A"], "Industry": ["#DIV/0!"]})
+    everything = classify_detailed(frame).problems
+    assert list(everything["column"]) == ["Account", "Industry"]
+    typed_only = classify_detailed(frame, columns=["relationship_type"]).problems
+    assert list(typed_only["column"]) == ["Industry"]
+
+
+def test_clear_caches_forgets_seen_rows_not_results() -> None:
+    rb = load_rulebook(None)
+    header, row = ["Industry", "Billing"], ["Law firm", "Monthly retainer"]
+    first = classify_rows(header, [row], rb)
+    assert rb._index["cells"] and rb._index["row_verdicts"] and rb._index["header_maps"]
+    engine.clear_caches(rb)
+    assert not {"cells", "row_verdicts", "header_maps"} & set(rb._index)
+    assert "compiled" in rb._index  # the rulebook's compiled form stays
+    assert classify_rows(header, [row], rb) == first
 
 
 def test_problems_frame_lists_every_bad_cell() -> None:

@@ -115,3 +115,16 @@ def test_adding_client_evidence_never_lowers_the_score(row, signal) -> None:
 def test_missing_or_unreadable_is_neutral(row, header, blank) -> None:
     without = {k: v for k, v in row.items() if k != header}
     assert score(dict(row, **{header: blank})) == score(without)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(rows, messy_rows), min_size=0, max_size=30),
+    st.sets(st.sampled_from(RESULT_COLUMNS), min_size=1),
+)
+def test_asking_for_some_columns_gives_exactly_those_of_the_full_result(batch, wanted) -> None:
+    frame = pd.DataFrame(batch, columns=list(HEADERS.values()))
+    frame.insert(0, "Account", [f"A{i}" if i % 3 else "#N/A" for i in range(len(frame))])
+    full = classify(frame, as_of=AS_OF)
+    some = classify(frame, as_of=AS_OF, columns=sorted(wanted))
+    pd.testing.assert_frame_equal(some, full[[c for c in RESULT_COLUMNS if c in wanted]])
