@@ -371,13 +371,22 @@ CELLS = st.one_of(
 @given(st.lists(st.lists(CELLS, min_size=6, max_size=6), min_size=1, max_size=8))
 def test_any_cells_give_one_result_per_row_same_as_single_calls(rows):
     functions.clear_caches()
+    saved = functions.ROWS_PATH_LIMIT
+    try:
+        functions.ROWS_PATH_LIMIT = 0  # many rows through classify (pandas), only the column
+        in_pandas = {name: f(rows, HEADER) for name, f in PER_ROW.items()}
+    finally:
+        functions.ROWS_PATH_LIMIT = saved
     many = functions.RELATIONSHIP_TYPE(rows, HEADER)
+    assert many == in_pandas["relationship_type"]
     column = [cell[0] for cell in many]
     assert len(many) == len(rows) and all(len(cell) == 1 for cell in many)
-    for row, got in zip(rows, column, strict=True):
+    for i, (row, got) in enumerate(zip(rows, column, strict=True)):
         assert got in ("Client", "Customer", "")
         assert one(functions.RELATIONSHIP_TYPE(row, HEADER)) == got
         assert (got == "") == convert.blank_row(convert.table(row)[0])
+        for name, f in PER_ROW.items():
+            assert in_pandas[name][i] == f(row, HEADER)[0], (name, row)
 
 
 # ------------------------------------------------------------------------------ metadata

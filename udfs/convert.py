@@ -99,7 +99,11 @@ def table(value: Any) -> list[list[Any]]:
     # JSON lists (Office.js) hold whole numbers as int; COM tuples (classic) hold numbers as
     # float and errors as int, so ints are only looked at there.
     keep = _JSON_PLAIN if isinstance(value[0], list) else _PLAIN
-    rows = [[c if c.__class__ in keep else cell(c) for c in row] for row in value]
+    plain = (keep | {type(None)}).issuperset  # a row of plain cells is copied as it is
+    rows = [
+        list(row) if plain(map(type, row)) else [c if c.__class__ in keep else cell(c) for c in row]
+        for row in value
+    ]
     width = max(len(r) for r in rows)
     for r in rows:
         if len(r) < width:
@@ -113,7 +117,11 @@ def is_blank(value: Any) -> bool:
 
 
 def blank_row(row: Sequence[Any]) -> bool:
-    return all(is_blank(c) for c in row)
+    """True when every cell is blank (a plain loop: most rows stop at their first cell)."""
+    for c in row:  # noqa: SIM110 (all() over a generator is slower here)
+        if c is not None and (c.__class__ is not str or c.strip()):
+            return False
+    return True
 
 
 def label(value: Any) -> str:

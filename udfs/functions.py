@@ -13,7 +13,8 @@ Speed, for the common fill-down of one formula per row:
   its result is memoized, so the neighbouring CLIENT_SCORE, RELATIONSHIP_REASONS, ...
   formulas of the same row cost a dictionary look-up;
 * many rows go to ``classify_rows`` up to :data:`ROWS_PATH_LIMIT`, then to the vectorized
-  ``engine.classify`` (both give identical results);
+  ``engine.classify``, asked for the one column the function shows (both give identical
+  results; RELATIONSHIP_TYPE over many rows builds no reasons or tips);
 * a ``rules`` range is parsed and validated once per distinct content.
 """
 
@@ -47,8 +48,8 @@ logger = logging.getLogger(__name__)
 CATEGORY = "Relationships"
 RESULT_COLUMNS = engine.RESULT_COLUMNS
 # Up to this many rows per call go to classify_rows, more to classify (pandas). Measured
-# (benchmarks/bench_udfs.py machine): classify costs ~25 ms a call plus little per row;
-# classify_rows ~0.1 ms a row whose signal pattern the engine has seen, ~2.5 ms a new one.
+# (benchmarks/bench_udfs.py machine, 2026-11-22, one result column): classify costs ~5 ms a
+# call plus ~4 us a row; classify_rows ~0.05 ms a row it has seen, ~0.5 ms a new one.
 ROWS_PATH_LIMIT = 20
 RULES_CACHE_SIZE = 8  # distinct custom rulebooks kept parsed
 ROW_CACHE_SIZE = 20_000  # single-row results kept (about 0.4 kB each; cleared when full)
@@ -155,18 +156,15 @@ def RELATIONSHIP_RULES() -> Cells:
 def _per_row(column: str, rows: Any, headers: Any, rules: Any, max_tips: Any = None) -> Cells:
     """One result column: one cell for one data row, a column of cells for many."""
     try:
-        results = _classify(rows, headers, rules, max_tips)
-        i = RESULT_COLUMNS.index(column)
-        return [["" if r is None else _plain(r[i])] for r in results]
+        (values,) = _classify(rows, headers, rules, max_tips, (column,))
+        return [[v] for v in values]
     except Exception as exc:  # a cell shows a message, never a traceback
         return [[_message(exc, headers_given=headers is not None)]]
 
 
 def _classify_table(table: Any, rules: Any) -> Cells:
-    results = _classify(table, None, rules, None)
-    blank = [""] * len(RESULT_COLUMNS)
-    body = [blank if r is None else [_plain(v) for v in r] for r in results]
-    return [list(RESULT_COLUMNS), *body]
+    columns = _classify(table, None, rules, None, RESULT_COLUMNS)
+    return [list(RESULT_COLUMNS), *map(list, zip(*columns, strict=True))]
 
 
 def _business_model(business_type: Any, rules: Any) -> Cells:
@@ -194,8 +192,13 @@ def _rules_table() -> Cells:
 
 
 # ------------------------------------------------------------------------------ classify
-def _classify(rows: Any, headers: Any, rules: Any, max_tips: Any) -> list[tuple[Any, ...] | None]:
-    """Result tuples, one per data row (None for a blank row)."""
+def _classify(
+    rows: Any, headers: Any, rules: Any, max_tips: Any, wanted: tuple[str, ...]
+) -> list[list[Any]]:
+    """The wanted result columns: one list per column, one plain value per data row.
+
+    A blank row gets "" in every column.
+    """
     limit = convert.whole_number(max_tips, "max_tips")
     data = convert.table(rows)
     if headers is None:
@@ -224,13 +227,19 @@ def _classify(rows: Any, headers: Any, rules: Any, max_tips: Any) -> list[tuple[
     filled = [i for i, row in enumerate(data) if not convert.blank_row(row)]
     if headers is not None and filled and filled[0] == 0 and data[0] == header:
         filled = filled[1:]  # (A1:M500, A1:M1): the header row itself gets a blank result
-    out: list[tuple[Any, ...] | None] = [None] * len(data)
     if len(filled) == 1:
-        out[filled[0]] = _one(labels, data[filled[0]], rb, token, limit)
+        result = _one(labels, data[filled[0]], rb, token, limit)
+        found = [[_plain(result[RESULT_COLUMNS.index(c)])] for c in wanted]
     elif filled:
-        results = _many(labels, [data[i] for i in filled], rb, limit)
-        for i, result in zip(filled, results, strict=True):
-            out[i] = result
+        found = _many(labels, [data[i] for i in filled], rb, limit, wanted)
+    else:
+        found = [[] for _ in wanted]
+    if len(filled) == len(data):
+        return found
+    out = [[""] * len(data) for _ in wanted]
+    for column, values in zip(out, found, strict=True):
+        for i, value in zip(filled, values, strict=True):
+            column[i] = value
     return out
 
 
@@ -270,17 +279,22 @@ def _one(
 
 
 def _many(
-    labels: list[str], rows: list[list[Any]], rb: Rulebook, limit: int | None
-) -> list[tuple[Any, ...]]:
+    labels: list[str],
+    rows: list[list[Any]],
+    rb: Rulebook,
+    limit: int | None,
+    wanted: tuple[str, ...],
+) -> list[list[Any]]:
+    """The wanted columns of many rows; in pandas only those columns are computed."""
     if len(rows) <= ROWS_PATH_LIMIT:
-        return engine.classify_rows(labels, rows, rb, max_tips=limit)
+        results = engine.classify_rows(labels, rows, rb, max_tips=limit)
+        return [[_plain(r[RESULT_COLUMNS.index(c)]) for r in results] for c in wanted]
     # the same "no column recognized" message as the row path (classify accepts any header)
     detail = engine.classify_detailed(
-        pd.DataFrame(rows, columns=labels, dtype=object), rb, max_tips=limit
+        pd.DataFrame(rows, columns=labels, dtype=object), rb, max_tips=limit, columns=wanted
     )
     engine.require_fields(detail.mapping)
-    results = detail.results
-    return list(zip(*(results[c].tolist() for c in RESULT_COLUMNS), strict=True))
+    return [detail.results[c].tolist() for c in wanted]  # tolist: plain Python values
 
 
 # ------------------------------------------------------------------------------ rules
