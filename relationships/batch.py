@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from relationships import engine
 from relationships.engine import RESULT_COLUMNS, Classification, classify_detailed
 from relationships.errors import InputError, OutputExistsError, RelationshipError
 from relationships.files import atomic_write
@@ -30,7 +31,8 @@ SUPPORTED = CSV_SUFFIXES | WORKBOOK_SUFFIXES
 # Text a spreadsheet would run as a formula when it opens a file (CSV injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+MAP_REMEDY = "map a header to a field: --map 'Header=field'"
 
 
 @dataclass
@@ -134,7 +136,7 @@ def atomic_write_bytes(dst: Path, data: bytes, *, force: bool) -> None:
 def safe_text(value: Any) -> Any:
     """Text that a spreadsheet could run as a formula, defused with a leading apostrophe."""
     if isinstance(value, str):
-        value = _ILLEGAL_CHARS.sub("", value)
+        value = ILLEGAL_CHARS.sub("", value)
         if value.startswith(FORMULA_TRIGGERS) and not _NUMBER.match(value.strip()):
             return "'" + value
     return value
@@ -173,8 +175,8 @@ def read_csv(path: Path) -> pd.DataFrame:
                 keep_default_na=False,
                 na_filter=False,
                 encoding=encoding,
-                sep=None if _sniff(path) else ",",
-                engine="python" if _sniff(path) else "c",
+                sep=None if non_comma_separated(path) else ",",
+                engine="python" if non_comma_separated(path) else "c",
             )
         except UnicodeDecodeError as exc:
             last = exc
@@ -183,7 +185,7 @@ def read_csv(path: Path) -> pd.DataFrame:
     raise InputError(f"{path}: not UTF-8 or Windows-1252 text ({last})")
 
 
-def _sniff(path: Path) -> bool:
+def non_comma_separated(path: Path) -> bool:
     """True when the file looks semicolon- or tab-separated (European Excel exports)."""
     with path.open("rb") as fh:
         head = fh.read(4096).decode("utf-8", errors="replace").splitlines()[:1]
@@ -207,7 +209,7 @@ def classify_csv(
     frame = read_csv(src)
     t1 = time.perf_counter()
     result = classify_detailed(frame, rulebook, as_of=as_of, mapping=mapping)
-    _require_fields(src, result)
+    require_fields(src, result)
     t2 = time.perf_counter()
     names = result_column_names(frame.columns)
     out = frame.copy()
@@ -238,13 +240,9 @@ def classify_csv(
     report.timings = {"read": t1 - t0, "classify": t2 - t1, "write": t3 - t2}
 
 
-def _require_fields(src: Path, result: Classification) -> None:
-    scoring = set(result.mapping.fields) - {"account"}
-    if not scoring:
-        raise InputError(
-            f"{src}: no column is recognized as a relationship field (headers such as "
-            "'Industry', 'Service type', 'Billing', 'Tenure (months)'); use --map 'Header=field'"
-        )
+def require_fields(src: Path, result: Classification) -> None:
+    """InputError naming the file unless some column feeds a relationship field."""
+    engine.require_fields(result.mapping, str(src), MAP_REMEDY)
 
 
 # ------------------------------------------------------------------------------ batch

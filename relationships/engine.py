@@ -594,13 +594,26 @@ def _frame(columns: Mapping[str, Any], index: pd.Index | None) -> pd.DataFrame:
     return pd.DataFrame(data, index=index)
 
 
-def require_fields(col_map: ColumnMapping) -> None:
-    """Raise InputError unless some column (besides the account) feeds a field."""
+NO_FIELD = (
+    "no column recognized as a relationship field: use headers such as Industry, "
+    "Service type, Billing, Tenure (months)"
+)
+
+
+def require_fields(col_map: ColumnMapping, source: str | None = None, remedy: str = "") -> None:
+    """Raise InputError unless some column (besides the account) feeds a field.
+
+    The message (:data:`NO_FIELD`) starts with ``source`` ("accounts.csv: ") when given and
+    ends with ``remedy`` (what else the caller can do, e.g. "--map 'Header=field'").
+    """
     if not set(col_map.fields) - {"account"}:
-        raise InputError(
-            "no column recognized: use headers such as Industry, Service type, Billing, "
-            "Tenure (months)"
-        )
+        raise InputError(no_field_message(source, remedy))
+
+
+def no_field_message(source: str | None = None, remedy: str = "") -> str:
+    """The one wording of "no column feeds a field", for every caller (see require_fields)."""
+    where = f"{source}: " if source else ""
+    return f"{where}{NO_FIELD}{f', or {remedy}' if remedy else ''}"
 
 
 def classify_rows(

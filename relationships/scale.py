@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from relationships.batch import (
-    _ILLEGAL_CHARS,
     FORMULA_TRIGGERS,
+    ILLEGAL_CHARS,
     BatchReport,
     FileReport,
-    _require_fields,
-    _sniff,
     check_output,
+    non_comma_separated,
+    require_fields,
     result_column_names,
     safe_text,
 )
@@ -308,7 +308,7 @@ def defuse(series: pd.Series) -> pd.Series:
         text = series.str
     except AttributeError:  # no text at all in an object column
         return series.map(safe_text)
-    risky = text.startswith(FORMULA_TRIGGERS) | text.contains(_ILLEGAL_CHARS.pattern, regex=True)
+    risky = text.startswith(FORMULA_TRIGGERS) | text.contains(ILLEGAL_CHARS.pattern, regex=True)
     risky = risky.fillna(False).astype(bool)
     if not risky.any():
         return series
@@ -387,7 +387,7 @@ class CsvFormat:
 
 def _csv_sep(path: Path, encoding: str) -> str:
     """The delimiter, decided like relationships.batch.read_csv (pandas sniffs line 1)."""
-    if not _sniff(path):
+    if not non_comma_separated(path):
         return ","
     with path.open(encoding=encoding, newline="") as fh:
         line = fh.readline()
@@ -606,7 +606,7 @@ def _plan(
         info = parquet_info(ds)
         meta = parquet_meta(info)
     check = classify_detailed(meta, rulebook, as_of=as_of, mapping=mapping)
-    _require_fields(Path(ds.name), check)
+    require_fields(Path(ds.name), check)
     index_names = [n for n in meta.index.names if n is not None]
     names = result_column_names([*meta.columns, *index_names])
     has_index = not isinstance(meta.index, pd.RangeIndex)

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from relationships import xlsxio
-from relationships.batch import FileReport, result_column_names, summarize
+from relationships.batch import MAP_REMEDY, FileReport, result_column_names, summarize
 from relationships.engine import (
     CLIENT,
     CUSTOMER,
     RESULT_COLUMNS,
     classify_detailed,
     conversion_candidates,
+    no_field_message,
 )
 from relationships.errors import InputError
 from relationships.rulebook import Rulebook
@@ -77,9 +78,9 @@ def choose_table(
     if not scored or max(s[0] for s in scored) == 0:
         where = f"sheet {sheet!r}" if sheet else "any sheet"
         raise InputError(
-            f"{wb.path}: no recognizable relationship columns on {where} (headers such as "
-            "'Industry', 'Service type', 'Billing', 'Tenure (months)'); use --sheet, "
-            "--header-row or --map 'Header=field'"
+            no_field_message(
+                f"{wb.path}, {where}", f"pick the table with --sheet, --header-row or {MAP_REMEDY}"
+            )
         )
     best = max(scored, key=lambda s: s[:4])
     cand = best[4]
@@ -166,16 +167,16 @@ def classify_workbook(
 
 def _clean_control_chars(out: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[Any, str]]]:
     """Result texts quote user cells; XML cannot hold control characters, so drop them."""
-    from relationships.batch import _ILLEGAL_CHARS
+    from relationships.batch import ILLEGAL_CHARS
 
     cleaned: list[tuple[Any, str]] = []
     for col in out.columns:
         series = out[col]
         if series.dtype != object:
             continue
-        bad = series.map(lambda v: isinstance(v, str) and bool(_ILLEGAL_CHARS.search(v)))
+        bad = series.map(lambda v: isinstance(v, str) and bool(ILLEGAL_CHARS.search(v)))
         if bad.any():
-            out[col] = series.where(~bad, series[bad].str.replace(_ILLEGAL_CHARS, "", regex=True))
+            out[col] = series.where(~bad, series[bad].str.replace(ILLEGAL_CHARS, "", regex=True))
             cleaned += [(row, col) for row in series.index[bad]]
     return out, cleaned
 

@@ -97,7 +97,11 @@ def test_one_bad_file_does_not_stop_the_batch(tmp_path: Path) -> None:
         app, ["classify", str(tmp_path), "--out-dir", str(tmp_path / "o"), "--report", str(report)]
     )
     assert result.exit_code == 1
-    assert "bad.csv: no column is recognized as a relationship field" in result.output
+    assert (
+        "bad.csv: no column recognized as a relationship field: use headers such as Industry, "
+        "Service type, Billing, Tenure (months), or map a header to a field: "
+        "--map 'Header=field'"
+    ) in " ".join(result.output.split())
     assert (tmp_path / "o" / "good.classified.csv").is_file()
     assert not (tmp_path / "o" / "bad.classified.csv").exists()
     import json

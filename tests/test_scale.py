@@ -190,7 +190,11 @@ def test_no_recognized_column_fails_with_the_batch_message(tmp_path):
     src = write_csv(pd.DataFrame({"foo": ["1"], "bar": ["2"]}), tmp_path / "in.csv")
     report = run_scale([src], tmp_path / "out.csv")
     assert report.files[0].verdict == "failed"
-    assert "no column is recognized as a relationship field" in report.files[0].reason
+    assert report.files[0].reason.endswith(
+        "in.csv: no column recognized as a relationship field: use headers such as Industry, "
+        "Service type, Billing, Tenure (months), or map a header to a field: "
+        "--map 'Header=field'"
+    )
     assert not (tmp_path / "out.csv").exists()
 
 

@@ -191,7 +191,10 @@ def test_numeric_header_cells_read_as_text():
 
 
 # ------------------------------------------------------------------------------ messages
-NO_COLUMN = "No column recognized: use headers such as Industry, Service type, Billing"
+NO_COLUMN = (
+    "No column recognized as a relationship field: use headers such as Industry, "
+    "Service type, Billing"
+)
 
 
 @pytest.mark.parametrize(

@@ -198,8 +198,8 @@ def test_unusable_input_is_a_message_not_an_error(server):
     got = call(server, "RELATIONSHIP_TYPE", [["x", "y"]], [["foo", "bar"]], None)
     assert got == [
         [
-            "No column recognized: use headers such as Industry, Service type, Billing, "
-            "Tenure (months) (check the headers range)"
+            "No column recognized as a relationship field: use headers such as Industry, "
+            "Service type, Billing, Tenure (months) (check the headers range)"
         ]
     ]
     got = call(server, "RELATIONSHIP_TYPE", [LAW], [HEADER], [["not", "rules"]])[0][0]

@@ -96,7 +96,11 @@ def test_sheet_choice_map_and_errors(tmp_path: Path) -> None:
     blank.save(tmp_path / "blank.xlsx")
     failed = classify_file(tmp_path / "blank.xlsx")
     assert failed.verdict == "failed"
-    assert "no recognizable relationship columns" in failed.reason
+    assert failed.reason.endswith(
+        "blank.xlsx, any sheet: no column recognized as a relationship field: use headers "
+        "such as Industry, Service type, Billing, Tenure (months), or pick the table with "
+        "--sheet, --header-row or map a header to a field: --map 'Header=field'"
+    )
     mapped = classify_file(
         tmp_path / "blank.xlsx", mapping={"Colour": "business_type"}, out=tmp_path / "mapped.xlsx"
     )

@@ -289,7 +289,7 @@ def _many(
     if len(rows) <= ROWS_PATH_LIMIT:
         results = engine.classify_rows(labels, rows, rb, max_tips=limit)
         return [[_plain(r[RESULT_COLUMNS.index(c)]) for r in results] for c in wanted]
-    # the same "no column recognized" message as the row path (classify accepts any header)
+    # the same "no column recognized" message as the row path (classify takes any header)
     detail = engine.classify_detailed(
         pd.DataFrame(rows, columns=labels, dtype=object), rb, max_tips=limit, columns=wanted
     )
@@ -339,7 +339,7 @@ def _message(exc: Exception, *, headers_given: bool = True) -> str:
     """One short line for the cell that says what to fix."""
     if isinstance(exc, RelationshipError):
         text = str(exc).strip() or type(exc).__doc__ or "unusable input"
-        if isinstance(exc, InputError) and text.startswith("no column recognized"):
+        if isinstance(exc, InputError) and text.startswith(engine.NO_FIELD):
             text += (
                 " (check the headers range)"
                 if headers_given
